@@ -1,0 +1,43 @@
+"""Run the command-line tools of the repo in subprocesses, as a user would."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_tool(args, timeout=900, env=None, check=True):
+    """Run ``python tools/<args>`` (or a shell script when args[0] ends in .sh) from the repo root.
+
+    Returns the ``CompletedProcess``; with ``check`` a non-zero exit raises with the output tail.
+    """
+    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, PYTHONUNBUFFERED='1', **(env or {}))
+    if args[0].endswith('.sh'):
+        cmd = ['bash', osp.join(REPO_ROOT, 'tools', args[0])] + list(args[1:])
+        full_env['PYTHON'] = sys.executable
+    else:
+        cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', args[0])] + list(args[1:])
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{" ".join(cmd)} exited {proc.returncode}\n--- stdout\n'
+                             f'{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}')
+    return proc
+
+
+def read_scalars(work_dir):
+    """All records of ``<work_dir>/<timestamp>/vis_data/scalars.json`` (every run, oldest first)."""
+    records = []
+    for stamp in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                records += [json.loads(line) for line in f if line.strip()]
+    return records
+
+
+def train_losses(work_dir):
+    """``{iter: loss}`` of the training records."""
+    return {r['iter']: r['loss'] for r in read_scalars(work_dir) if 'loss' in r}

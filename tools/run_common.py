@@ -1,0 +1,99 @@
+"""What tools/train.py, test.py and search.py share: config loading and Runner construction."""
+import os
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+
+def load_config(path, cfg_options=None, launcher='none', work_dir=None):
+    """Load ``path``, merge ``--cfg-options``, set the launcher and the work_dir.
+
+    ``work_dir`` priority: CLI > config > ``./work_dirs/<config stem>`` (as in mmdet's tools).
+    """
+    import mmsparse  # noqa: F401  (installs the checkpoint loader fix before anything loads)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def build_runner(cfg, resume_auto=False, loaders=('train_dataloader', 'val_dataloader',
+                                                  'test_dataloader')):
+    """Check the checkpoint to load, set up CPU distributed if needed, and build the Runner.
+
+    A missing or corrupt checkpoint is reported here, before the Runner creates or touches
+    anything in the work_dir.
+    """
+    from mmsparse.utils import add_trusted_dir, check_checkpoint_file, setup_cpu_distributed
+    add_trusted_dir(cfg.work_dir)
+    check_data_roots(cfg, loaders)
+    if cfg.get('load_from'):
+        check_checkpoint_file(cfg.load_from)
+    elif resume_auto:
+        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        if osp.isfile(last):
+            with open(last) as f:
+                check_checkpoint_file(f.read().strip())
+    setup_cpu_distributed(cfg, cfg.launcher)
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    from mmengine.registry import RUNNERS
+    return RUNNERS.build(cfg)
+
+
+def set_env_defaults():
+    """Environment defaults the tools need on CPU (numba's CUDA simulator for KittiMetric)."""
+    os.environ.setdefault('NUMBA_ENABLE_CUDASIM', '0' if _has_cuda() else '1')
+
+
+def _has_cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
+def _dataset_roots(dataset_cfg):
+    """Yield the ``data_root`` of a dataset config, descending into wrappers (Repeat/Concat...)."""
+    if not isinstance(dataset_cfg, dict):
+        return
+    if dataset_cfg.get('data_root'):
+        yield dataset_cfg['data_root']
+    inner = dataset_cfg.get('dataset')
+    if isinstance(inner, dict):
+        yield from _dataset_roots(inner)
+    for sub in dataset_cfg.get('datasets', []) or []:
+        yield from _dataset_roots(sub)
+
+
+def check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
+    """Raise one clear error if a dataloader's ``data_root`` does not exist.
+
+    The message names the dataloader, the path, and what to put there: the config's
+    ``data_hint`` if it sets one (e.g. "download COCO 2017 ... into data/coco").
+    """
+    for key in loaders:
+        loader = cfg.get(key)
+        if not isinstance(loader, dict):
+            continue
+        for root in _dataset_roots(loader.get('dataset', {})):
+            if not osp.isdir(root):
+                hint = cfg.get('data_hint', 'see docs/data.md for the expected layout')
+                raise FileNotFoundError(f'{key}.dataset.data_root "{root}" does not exist: {hint}')
+
+
+def run_main(main):
+    """Run a tool's ``main``; user errors (missing/corrupt files, bad values) become one line."""
+    import sys
+    from mmsparse.utils import CorruptCheckpointError, UntrustedCheckpointError
+    try:
+        return main()
+    except (FileNotFoundError, CorruptCheckpointError, UntrustedCheckpointError) as e:
+        print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
+        sys.exit(2)
