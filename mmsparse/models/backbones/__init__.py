@@ -1,0 +1,3 @@
+"""Sparse ViT backbones. Each module registers itself in ``mmsparse.registry.MODELS``."""
+from .sparse_swin import SparseSwin  # noqa
+from .sparse_deit import SparseDeiT, SparseDistilledDeiT  # noqa

@@ -1,0 +1,197 @@
+"""Forward of one Swin stage's blocks with window activation pruning (spec ``sparsevit.md`` §2).
+
+Blocks before the stage's first pruned block b* run mmdet's own ``SwinBlock.forward`` (bit-identical to
+dense Swin and just as fast). From b* on, the stage stays in one zero-padded spatial buffer
+``(B * Hp * Wp, C)``; each block gathers its kept windows with one flat index (regular and shifted
+partitions are both plain index maps into that buffer, so nothing is re-padded, rolled or partitioned),
+runs the whole block on them and writes them back in place. Windows that are not kept are never touched,
+which is the copy-through of the spec, and their gradient is the identity.
+"""
+from collections import OrderedDict
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.utils.checkpoint as cp
+
+from mmsparse.sparsity.window_selection import (flat_token_index, num_kept_windows, rank_windows,
+                                                 shifted_window_mask, stage_geometry, token_index,
+                                                 token_scores, window_scores)
+from .swin_window_ops import (block_on_windows, dense_block_inference, pad_fill_value,
+                              relative_position_bias)
+
+__all__ = ['WindowPathOptions', 'sparse_stage_forward', 'GeometryCache']
+
+
+class WindowPathOptions(NamedTuple):
+    """Switches of the pruned path (see ``SparseSwin``)."""
+    score_mode: str = 'token_mean_abs_l2'
+    pad_mode: str = 'dense'
+    keep_rounding: str = 'exact'
+    min_keep: int = 0
+    force_window_path: bool = False
+    fused_attention: bool = False
+
+
+class GeometryCache:
+    """Index maps, SW-MSA masks, validity masks and eval-mode biases, reused across forwards.
+
+    Keys include the padded grid, the device and (for masks) the dtype; entries are constants of the
+    geometry, so no selection state survives between forwards. Multi-scale training meets many grids,
+    so the least recently used entries are evicted beyond ``max_entries`` (a stage-0 mask at 800x1333
+    is 13 MB).
+    """
+
+    def __init__(self, max_entries: int = 64):
+        self.tensors: 'OrderedDict[tuple, torch.Tensor]' = OrderedDict()
+        self.bias: dict = {}
+        self.max_entries = max_entries
+
+    def _get(self, key, build):
+        hit = self.tensors.get(key)
+        if hit is None:
+            hit = self.tensors[key] = build()
+            while len(self.tensors) > self.max_entries:
+                self.tensors.popitem(last=False)
+        else:
+            self.tensors.move_to_end(key)
+        return hit
+
+    def token_index(self, geo, ws, shift, device):
+        """``(nW, ws*ws)`` spatial index of each window's tokens, see ``window_selection.token_index``."""
+        key = ('index', geo.padded_height, geo.padded_width, ws, shift, device)
+        return self._get(key, lambda: token_index(geo, ws, shift, device))
+
+    def mask(self, geo, ws, shift, device, dtype):
+        """``(nW, ws*ws, ws*ws)`` SW-MSA mask of the shifted partition."""
+        key = ('mask', geo.padded_height, geo.padded_width, ws, shift, device, dtype)
+        return self._get(key, lambda: shifted_window_mask(geo, ws, shift, device, dtype))
+
+    def valid(self, geo, device):
+        """``(Hp * Wp,)`` bool, False at padded positions."""
+
+        def build():
+            v = torch.zeros(geo.padded_height, geo.padded_width, dtype=torch.bool, device=device)
+            v[:geo.height, :geo.width] = True
+            return v.view(-1)
+
+        key = ('valid', geo.height, geo.width, geo.padded_height, geo.padded_width, device)
+        return self._get(key, build)
+
+
+def dense_block(block: torch.nn.Module, x: torch.Tensor, hw_shape: Tuple[int, int],
+                cache: GeometryCache) -> torch.Tensor:
+    """mmdet's ``SwinBlock`` on the full map; without gradient, with cached mask and bias (bit-identical)."""
+    if torch.is_grad_enabled():
+        if block.with_cp and x.requires_grad:
+            # mmdet calls checkpoint without use_reentrant, which torch deprecates; same ops here
+            return cp.checkpoint(_swin_block_ops, block, x, hw_shape, use_reentrant=False)
+        return block(x, hw_shape)
+    ws, shift = block.attn.window_size, block.attn.shift_size
+    mask = None
+    if shift > 0:
+        # mmdet builds its mask in the default dtype on every call; same values, built once here
+        mask = cache.mask(stage_geometry(hw_shape[0], hw_shape[1], ws), ws, shift, x.device,
+                          torch.get_default_dtype())
+    bias = relative_position_bias(block.attn.w_msa, cache.bias)
+    return dense_block_inference(block, x, hw_shape, bias, mask)
+
+
+def _swin_block_ops(block, x, hw_shape):
+    """mmdet ``SwinBlock._inner_forward``: the same module calls in the same order."""
+    y = block.attn(block.norm1(x), hw_shape) + x
+    return block.ffn(block.norm2(y), identity=y)
+
+
+def first_pruned_block(ratios: Sequence[float], force_window_path: bool) -> Optional[int]:
+    """b*: the first block with r > 0 (0 when the window path is forced), ``None`` for a dense stage."""
+    if force_window_path:
+        return 0
+    return next((i for i, r in enumerate(ratios) if r > 0), None)
+
+
+def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
+                         x: torch.Tensor,
+                         hw_shape: Tuple[int, int],
+                         ratios: Sequence[float],
+                         options: WindowPathOptions,
+                         cache: GeometryCache,
+                         record: Optional[List[Optional[torch.Tensor]]] = None) -> torch.Tensor:
+    """Run a stage's blocks on ``x`` with per-block pruning ratios.
+
+    Args:
+        blocks: the stage's mmdet ``SwinBlock`` s (even: regular windows, odd: shifted).
+        x: ``(B, H * W, C)`` stage input.
+        hw_shape: ``(H, W)``.
+        ratios: one ratio per block (validated by the caller).
+        options: scoring, padding and rounding switches.
+        cache: geometry cache of the backbone.
+        record: if a list, one entry per block is appended: the ``(B, k)`` kept window ids in processing
+            order (regular or shifted numbering by parity), or ``None`` for blocks on the dense path.
+
+    Returns:
+        ``(B, H * W, C)`` stage output (processed and copied-through tokens).
+    """
+    bstar = first_pruned_block(ratios, options.force_window_path)
+    if bstar is None:
+        for block in blocks:
+            x = dense_block(block, x, hw_shape, cache)
+        if record is not None:
+            record.extend([None] * len(blocks))
+        return x
+    for block in blocks[:bstar]:
+        x = dense_block(block, x, hw_shape, cache)
+    if record is not None:
+        record.extend([None] * bstar)
+
+    b, _, c = x.shape
+    h, w = hw_shape
+    ws = blocks[0].attn.window_size
+    geo = stage_geometry(h, w, ws)
+    hpwp = geo.padded_height * geo.padded_width
+    # the score is taken once, at b*, and both parities' rankings come from this same map (§2.4)
+    token_sq = token_scores(x, options.score_mode)
+    if geo.padded:
+        buf = torch.nn.functional.pad(x.view(b, h, w, c), (0, 0, 0, geo.pad_r, 0, geo.pad_b))
+        buf = buf.view(b * hpwp, c)
+        valid_map = cache.valid(geo, x.device)
+    else:
+        # a private copy: blocks write into it in place
+        buf = x.reshape(b * hpwp, c).clone()
+        valid_map = None
+    rankings: Dict[int, torch.Tensor] = {}
+    for i in range(bstar, len(blocks)):
+        block = blocks[i]
+        shift = block.attn.shift_size
+        index = cache.token_index(geo, ws, shift, x.device)
+        if shift not in rankings:
+            rankings[shift] = rank_windows(window_scores(token_sq, geo, index))
+        k = num_kept_windows(geo.num_windows, ratios[i], options.keep_rounding, options.min_keep)
+        kept = rankings[shift][:, :k]
+        if record is not None:
+            record.append(kept)
+        if k == 0:
+            continue  # the block is the identity (§2.2)
+        flat = flat_token_index(kept, index, hpwp)
+        mask = None
+        if shift > 0:
+            mask = cache.mask(geo, ws, shift, x.device, x.dtype).index_select(0, kept.reshape(-1))
+        valid = fill = None
+        if valid_map is not None:
+            valid = valid_map[index[kept]].view(-1, 1)
+            fill = pad_fill_value(block, options.pad_mode, x)
+        bias = relative_position_bias(block.attn.w_msa, cache.bias)  # cached only without grad
+        xs = buf.index_select(0, flat)
+        # the fused kernel is an inference path: no gradient, no attention dropout
+        fused = (options.fused_attention and not torch.is_grad_enabled()
+                 and not (block.training and block.attn.w_msa.attn_drop.p > 0))
+        if block.with_cp and xs.requires_grad:
+            z = cp.checkpoint(
+                block_on_windows, block, xs, b, bias, mask, valid, fill, use_reentrant=False)
+        else:
+            z = block_on_windows(block, xs, b, bias, mask, valid, fill, fused)
+        buf.index_copy_(0, flat, z)
+
+    out = buf.view(b, geo.padded_height, geo.padded_width, c)
+    if geo.padded:
+        out = out[:, :h, :w, :]
+    return out.reshape(b, h * w, c)

@@ -1,0 +1,50 @@
+"""Validation of per-stage per-block pruning ratios (spec sparsevit.md §1, §2.4)."""
+import pytest
+
+from mmsparse.sparsity.ratios import dense_ratios, is_dense, validate_pruning_ratios
+
+DEPTHS = (2, 2, 6, 2)
+CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+
+
+def test_valid_forms():
+    assert validate_pruning_ratios(None, DEPTHS) == dense_ratios(DEPTHS)
+    assert is_dense(validate_pruning_ratios(None, DEPTHS))
+    got = validate_pruning_ratios(CFG2, DEPTHS)
+    assert got == ((.6, .6), (0., 0.), (.2, .2, .4, .4, .5, .5), (0., 0.))
+    assert all(isinstance(r, float) for stage in got for r in stage)
+    assert not is_dense(got)
+    assert validate_pruning_ratios(.5, DEPTHS) == tuple((.5, ) * d for d in DEPTHS)
+    # parities are independent: a shifted block may be below the preceding regular block
+    assert validate_pruning_ratios([[0, 0], [0, 0], [.4, .2, .4, .3, .5, .3], [0, 0]], DEPTHS)
+
+
+@pytest.mark.parametrize('ratios,match', [
+    ([[0, 0], [0, 0], [0] * 6], r'4 stage lists'),
+    ([[0, 0], [0, 0, 0], [0] * 6, [0, 0]], r'stage 1\) must have 2 ratios'),
+    ([[0, 0], [0, 0], [0] * 5, [0, 0]], r'stage 2\) must have 6 ratios'),
+    ([[1.0, 1.0], [0, 0], [0] * 6, [0, 0]],
+     r'stage 0, block 0\) = 1.0 is outside the allowed range \[0, 1\)'),
+    ([[0, 0], [0, -.1], [0] * 6, [0, 0]], r'stage 1, block 1\) = -0.1 is outside the allowed range \[0, 1\)'),
+    ([[0, 0], [0, 0], [.2, .2, .4, .4, .3, .5], [0, 0]],
+     r'stage 2, block 4\) = 0.3 is lower than block 2 \(0.4\).*allowed range \[0.4, 1\)'),
+    ([[0, 0], [0, 0], [.2, .2, .4, .1, .5, .5], [0, 0]],
+     r'stage 2, block 3\) = 0.1 is lower than block 1 .*shifted-window'),
+    ([[0, 0], [0, 'a'], [0] * 6, [0, 0]], r'stage 1, block 1\) must be a float'),
+    ('0.5', r'must be None, a float'),
+    ([[0, 0], 0.5, [0] * 6, [0, 0]], r'stage 1\) must be a list'),
+])
+def test_each_violation_is_one_value_error(ratios, match):
+    with pytest.raises(ValueError, match=match):
+        validate_pruning_ratios(ratios, DEPTHS)
+
+
+def test_scalar_out_of_range():
+    with pytest.raises(ValueError, match=r'\[0, 1\)'):
+        validate_pruning_ratios(1.5, DEPTHS)
+
+
+def test_other_depths():
+    depths = (2, 2, 18, 2)
+    ratios = [[0, 0], [0, 0], [i // 2 / 10 for i in range(18)], [0, 0]]
+    assert validate_pruning_ratios(ratios, depths)[2][-1] == .8
