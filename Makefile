@@ -4,7 +4,7 @@
 # Both create/refresh the virtualenv .venv first (make install); every step is idempotent.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-TASK   ?= cls
+TASK   ?= det
 PYTEST_ARGS ?=
 
 .PHONY: install test demo clean-venv

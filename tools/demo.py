@@ -1,84 +1,163 @@
-"""``make demo``: the main job end to end on generated toy data, on the CPU.
+"""``make demo``: SparseViT's whole pipeline end to end on generated toy data, on the CPU.
 
-    python tools/demo.py [--task cls] [--work-dir work_dirs/demo] [--data-root data]
+    python tools/demo.py [--task det|seg|mono3d|cls] [--work-dir work_dirs/demo] [--data-root data]
 
-Generates the task's toy dataset (if missing), trains the task's toy config with tools/train.py,
-evaluates the last checkpoint with tools/test.py, and prints one table (also written to
-``<work-dir>/<task>/results.md``). Every step is a real tool invocation a user could type.
+For the chosen task (default: instance segmentation, Mask R-CNN + SparseSwin on toy COCO):
+
+1. generate the toy dataset (if missing);
+2. train the dense model (``<task>_toy`` config);
+3. sparsity-aware adaptation from it (``..._saa_toy``);
+4. evolutionary search of per-layer ratios under a MACs budget (``tools/search.py``);
+5. fine-tune with the found ratios (the ``finetune_*.py`` the search wrote);
+6. ``tools/test.py`` on the dense and the searched model;
+7. backbone MACs and latency of both (``tools/analysis_tools/benchmark_backbone.py``) and a picture of
+   the windows the searched model keeps (``tools/analysis_tools/vis_windows.py``);
+
+then prints one table and writes it, with ``pareto.png`` and the kept-window pictures, to
+``<work-dir>/<task>/``. Every step is a real tool invocation a user could type; each is logged.
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CFG = 'configs/sparsevit'
 
-# task -> (config, generator, generator args, data dir name, metric keys)
+# Everything that differs between tasks: which generator, which configs, which metrics.
 TASKS = {
+    'det': dict(
+        generator=['tools/dataset_converters/make_toy_coco.py', '--num-train', '128', '--num-val',
+                   '24', '--size', '224', '--num-classes', '3', '--seed', '0'],
+        data='toy_coco',
+        data_options=lambda d: [
+            f'{k}.dataset.data_root={d}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        ] + [f'{k}.ann_file={d}/annotations/instances_val2017.json' for k in ('val_evaluator',
+                                                                             'test_evaluator')],
+        dense=f'{CFG}/maskrcnn_swin_t_toy.py',
+        saa=f'{CFG}/maskrcnn_swin_t_saa_toy.py',
+        search=f'{CFG}/maskrcnn_swin_t_search_toy.py',
+        image=lambda d: sorted(glob.glob(f'{d}/val2017/*.jpg'))[0],
+        shape=(224, 224),
+        metrics={'bbox AP': 'coco/bbox_mAP', 'segm AP': 'coco/segm_mAP'}),
     'cls': dict(
-        config='configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py',
-        generator='tools/dataset_converters/make_toy_imagenet.py',
-        generator_args=['--num-classes', '8', '--per-class', '64', '--val-per-class', '16',
-                        '--size', '32', '--seed', '0'],
-        data='toy_imagenet',
-        metrics=['accuracy/top1', 'accuracy/top5']),
+        generator=['tools/dataset_converters/make_toy_imagenet.py', '--num-classes', '8', '--per-class',
+                   '32', '--val-per-class', '8', '--size', '224', '--seed', '0'],
+        data='toy_imagenet_224',
+        data_options=lambda d: [
+            f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        ],
+        dense=f'{CFG}/swin_t_in1k_toy.py',
+        saa=f'{CFG}/swin_t_in1k_saa_toy.py',
+        search=f'{CFG}/swin_t_in1k_search_toy.py',
+        image=lambda d: sorted(glob.glob(f'{d}/val/*/*.JPEG'))[0],
+        shape=(224, 224),
+        metrics={'top-1': 'accuracy/top1'}),
 }
 
 
-def run(cmd, log):
-    """Run one step, streaming its output, and stop the demo if it fails."""
-    print(f'\n[demo] $ {" ".join(cmd)}', flush=True)
-    t0 = time.time()
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    with open(log, 'a') as f:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            f.write(line)
-        proc.wait()
-    if proc.returncode != 0:
-        sys.exit(f'[demo] step failed ({proc.returncode}): {" ".join(cmd)}; log: {log}')
-    return time.time() - t0
+class Demo:
+    """Runs the steps, streaming each tool's output to the terminal and to ``demo.log``."""
+
+    def __init__(self, task, work_dir, data_root):
+        self.name = task
+        self.task = TASKS[task]
+        self.work_dir = osp.abspath(osp.join(work_dir, task))
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.log = osp.join(self.work_dir, 'demo.log')
+        self.data = osp.abspath(osp.join(data_root, self.task['data']))
+        self.timings = {}
+
+    def run(self, step, cmd):
+        print(f'\n[demo] === {step}: {" ".join(cmd)}', flush=True)
+        t0 = time.time()
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+        with open(self.log, 'a') as f:
+            f.write(f'\n=== {step}: {" ".join(cmd)}\n')
+            proc = subprocess.Popen([sys.executable] + cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                f.write(line)
+            proc.wait()
+        if proc.returncode != 0:
+            sys.exit(f'[demo] step "{step}" failed (exit {proc.returncode}); full log: {self.log}')
+        self.timings[step] = time.time() - t0
+
+    def train(self, step, config, load_from=None):
+        work = osp.join(self.work_dir, step)
+        opts = self.task['data_options'](self.data)
+        if load_from:
+            opts.append(f'load_from={load_from}')
+        self.run(step, ['tools/train.py', config, '--work-dir', work, '--cfg-options'] + opts)
+        return _last_checkpoint(work)
+
+    def test(self, step, config, ckpt):
+        work = osp.join(self.work_dir, step)
+        self.run(step, ['tools/test.py', config, ckpt, '--work-dir', work, '--cfg-options'] +
+                 self.task['data_options'](self.data))
+        return _last_metrics(work)
+
+    def main(self):
+        t_start = time.time()
+        task = self.task
+        if not osp.isdir(self.data):
+            self.run('data', task['generator'][:1] + ['--out', self.data] + task['generator'][1:])
+        dense_ckpt = self.train('dense', task['dense'])
+        saa_ckpt = self.train('saa', task['saa'], load_from=dense_ckpt)
+        search_dir = osp.join(self.work_dir, 'search')
+        self.run('search', ['tools/search.py', task['search'], saa_ckpt, '--work-dir', search_dir,
+                            '--cfg-options'] + task['data_options'](self.data))
+        with open(osp.join(search_dir, 'best_ratios.json')) as f:
+            best = json.load(f)
+        finetune_cfg = sorted(glob.glob(osp.join(search_dir, 'finetune_*.py')))[-1]
+        ft_ckpt = self.train('finetune', finetune_cfg, load_from=saa_ckpt)
+        dense_metrics = self.test('test_dense', task['dense'], dense_ckpt)
+        sparse_metrics = self.test('test_searched', finetune_cfg, ft_ckpt)
+        ratios = best['pruning_ratios']
+        bench_json = osp.join(self.work_dir, 'backbone_benchmark.json')
+        shape = [str(s) for s in task['shape']]
+        self.run('benchmark', ['tools/analysis_tools/benchmark_backbone.py', task['dense'], '--ratios',
+                               'dense', json.dumps(ratios), '--shape', *shape, '--repeat', '10',
+                               '--json', bench_json])
+        vis_dir = osp.join(self.work_dir, 'kept_windows')
+        self.run('kept windows', ['tools/analysis_tools/vis_windows.py', finetune_cfg, ft_ckpt,
+                                  task['image'](self.data), '--ratios', json.dumps(ratios), '--shape',
+                                  *shape, '--out-dir', vis_dir])
+        shutil.copy(osp.join(search_dir, 'pareto.png'), osp.join(self.work_dir, 'pareto.png'))
+        with open(bench_json) as f:
+            rows = {r['name']: r for r in json.load(f)['rows']}
+        dense_row, sparse_row = rows['dense'], rows[json.dumps(ratios)]
+        table = self.table([('dense', 'dense', dense_row, dense_metrics),
+                            ('searched', json.dumps(ratios), sparse_row, sparse_metrics)])
+        wall = time.time() - t_start
+        steps = ', '.join(f'{k} {v:.0f} s' for k, v in self.timings.items())
+        with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
+            f.write(f'{table}\n\nwall time {wall:.0f} s ({steps})\n')
+        print(f'\n[demo] task {self.name} finished in {wall:.0f} s ({steps})\n\n{table}\n\n'
+              f'[demo] written to {self.work_dir}: results.md, pareto.png, kept_windows/, demo.log')
+
+    def table(self, models):
+        metrics = self.task['metrics']
+        head = ['model', 'ratios', 'backbone GMACs', 'backbone ms (CPU)'] + list(metrics) + ['speed-up']
+        lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        base_ms = models[0][2]['median_ms']
+        for name, ratios, bench, scores in models:
+            vals = [name, ratios, f"{bench['gmacs_core']:.3f}", f"{bench['median_ms']:.1f}"]
+            vals += [f'{scores.get(key, float("nan")):.3f}' for key in metrics.values()]
+            vals.append(f"{base_ms / bench['median_ms']:.2f}x")
+            lines.append('| ' + ' | '.join(vals) + ' |')
+        return '\n'.join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--task', default='cls', choices=sorted(TASKS))
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data')
-    args = parser.parse_args()
-    task = TASKS[args.task]
-    work_dir = osp.abspath(osp.join(args.work_dir, args.task))
-    os.makedirs(work_dir, exist_ok=True)
-    log = osp.join(work_dir, 'demo.log')
-    data = osp.abspath(osp.join(args.data_root, task['data']))
-    py = sys.executable
-    timings = {}
-    t_start = time.time()
-    if not osp.isdir(data):
-        timings['data'] = run([py, task['generator'], '--out', data] + task['generator_args'], log)
-    opts = ['--cfg-options'] + [f'{k}.dataset.data_root={data}'
-                                for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    train_dir = osp.join(work_dir, 'train')
-    timings['train'] = run([py, 'tools/train.py', task['config'], '--work-dir', train_dir] + opts, log)
-    with open(osp.join(train_dir, 'last_checkpoint')) as f:
-        ckpt = f.read().strip()
-    test_dir = osp.join(work_dir, 'test')
-    timings['test'] = run([py, 'tools/test.py', task['config'], ckpt, '--work-dir', test_dir] + opts, log)
-    metrics = _last_metrics(test_dir)
-    rows = ['| model | ' + ' | '.join(task['metrics']) + ' | train s | test s |',
-            '|---|' + '---|' * (len(task['metrics']) + 2)]
-    rows.append(f'| {osp.basename(task["config"])} | ' +
-                ' | '.join(f'{metrics.get(k, float("nan")):.2f}' for k in task['metrics']) +
-                f' | {timings["train"]:.0f} | {timings["test"]:.0f} |')
-    table = '\n'.join(rows)
-    with open(osp.join(work_dir, 'results.md'), 'w') as f:
-        f.write(table + '\n')
-    print(f'\n[demo] task {args.task} finished in {time.time() - t_start:.0f} s\n{table}')
+def _last_checkpoint(work_dir):
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
 
 
 def _last_metrics(work_dir):
@@ -89,7 +168,16 @@ def _last_metrics(work_dir):
         if osp.isfile(path):
             with open(path) as f:
                 return json.load(f)
-    return {}
+    raise FileNotFoundError(f'no metrics json under {work_dir}')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--task', default='det', choices=sorted(TASKS))
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--data-root', default='data')
+    args = parser.parse_args()
+    Demo(args.task, args.work_dir, args.data_root).main()
 
 
 if __name__ == '__main__':

@@ -52,6 +52,7 @@ def trigger_visualization_hook(cfg, args):
     scope = cfg.get('default_scope', 'mmengine')
     if scope == 'mmpretrain':
         hook['enable'] = True
+        hook['interval'] = 1  # mmpretrain paints every `interval`-th sample; a user asking wants all
         if args.show_dir:
             hook['out_dir'] = args.show_dir
     else:

@@ -67,21 +67,32 @@ def main(argv=None):
 
 
 def _enable_amp(cfg):
-    """``--amp``: mmengine's AmpOptimWrapper on CUDA; bf16 autocast on CPU (no loss scaling needed)."""
+    """``--amp``: fp16 loss scaling on CUDA; bf16 autocast on CPU (no loss scaling needed).
+
+    Each fp32 wrapper maps to its mixed-precision twin: ``OptimWrapper`` -> ``AmpOptimWrapper`` /
+    ``mmsparse.CPUAmpOptimWrapper``; ``mmsparse.SViTEOptimWrapper`` -> ``mmsparse.AmpSViTEOptimWrapper``
+    / ``mmsparse.CPUAmpSViTEOptimWrapper``.
+    """
     import torch
     from mmengine.logging import print_log
+    twins = {  # fp32 wrapper -> (CUDA wrapper, CPU wrapper)
+        'OptimWrapper': ('AmpOptimWrapper', 'mmsparse.CPUAmpOptimWrapper'),
+        'mmsparse.SViTEOptimWrapper': ('mmsparse.AmpSViTEOptimWrapper',
+                                       'mmsparse.CPUAmpSViTEOptimWrapper'),
+    }
     optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if optim_wrapper in ('AmpOptimWrapper', 'mmsparse.CPUAmpOptimWrapper'):
+    if any(optim_wrapper in pair for pair in twins.values()):
         print_log('AMP training is already enabled in your config.', logger='current')
         return
-    if optim_wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp only applies to optim_wrapper.type="OptimWrapper", got "{optim_wrapper}"')
+    if optim_wrapper not in twins:
+        raise ValueError(f'--amp: optim_wrapper.type must be one of {sorted(twins)}, got "{optim_wrapper}"')
+    cuda_type, cpu_type = twins[optim_wrapper]
     if torch.cuda.is_available():
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        cfg.optim_wrapper.type = cuda_type
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     else:
-        print_log('--amp on CPU: using bf16 autocast (mmsparse.CPUAmpOptimWrapper)', logger='current')
-        cfg.optim_wrapper.type = 'mmsparse.CPUAmpOptimWrapper'
+        print_log(f'--amp on CPU: using bf16 autocast ({cpu_type})', logger='current')
+        cfg.optim_wrapper.type = cpu_type
 
 
 if __name__ == '__main__':

@@ -52,6 +52,8 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
         wrapper['type'] = 'mmsparse.MMCPUDistributedDataParallel'
         wrapper['device_ids'] = None
         wrapper.setdefault('broadcast_buffers', False)
+        # the Runner reads the top-level flag only when it builds the wrapper config itself
+        wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
         cfg.model_wrapper_cfg = wrapper
     return True
 

@@ -42,6 +42,8 @@ mmcv_whl=$(ls "${MMSPARSE_CACHE:-$HOME/.cache/mmsparse}"/wheels/mmcv2.1.0-torch$
 step "OpenMMLab packages" pip install -q "$mmcv_whl" $(reqs_plain "$root/requirements/mminstall.txt") $(reqs_plain "$root/requirements/runtime.txt")
 step "mmdet3d (no deps)" pip install -q --no-deps $(reqs_nodeps "$root/requirements/optional.txt")
 step "mmdet3d imports" pip install -q $(reqs_plain "$root/requirements/optional.txt") $(reqs_plain "$root/requirements/runtime.txt")
+echo "[install] note: pip's resolver complaints about nuscenes-devkit (numpy<2, Shapely~=2.0.3), lyft_dataset_sdk"
+echo "[install]       (black/flake8/pytest) and mmdet3d (open3d) are expected: they are installed --no-deps on purpose"
 step "test tools" pip install -q -r "$root/requirements/tests.txt"
 step "mmsparse (editable)" pip install -q --no-deps --no-build-isolation -e "$root"
 step "import check" "$venv/bin/python" - <<'PY'

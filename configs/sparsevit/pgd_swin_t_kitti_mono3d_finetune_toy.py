@@ -1,0 +1,16 @@
+# Toy variant of pgd_swin_t_kitti_mono3d_finetune.py: fine-tune the SAA toy model with fixed ratios
+# (the search writes a finetune_*.py inheriting this file with the ratios it found).
+#   python tools/train.py configs/sparsevit/pgd_swin_t_kitti_mono3d_finetune_toy.py
+_base_ = './pgd_swin_t_kitti_mono3d_toy.py'
+
+load_from = 'work_dirs/pgd_swin_t_kitti_mono3d_saa_toy/iter_100.pth'  # the SAA toy model
+model = dict(
+    backbone=dict(
+        pruning_ratios=[[0.6, 0.6], [0.0, 0.0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0.0, 0.0]]))
+max_iters = 100
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=5e-5))
+param_scheduler = [
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[80], gamma=0.1)
+]
+default_hooks = dict(checkpoint=dict(interval=max_iters))

@@ -1,0 +1,79 @@
+# Toy variant of pgd_swin_t_kitti_mono3d.py for CPUs: the generated KITTI-format scenes
+# (tools/dataset_converters/make_toy_kitti_mono3d.py --out data/toy_kitti; flat-shaded 3D boxes),
+# images at their generated size (480x160 by default), a narrow SparseSwin (embed 32; depths 2-2-6-2
+# as Swin-T, so the search space is the paper's), a slim PGD head without DCN, 300 iterations.
+_base_ = './pgd_swin_t_kitti_mono3d.py'
+
+data_root = 'data/toy_kitti/'
+data_hint = ('generate it with: python tools/dataset_converters/make_toy_kitti_mono3d.py '
+             '--out data/toy_kitti')
+width = 64  # FPN / head channels
+
+model = dict(
+    backbone=dict(
+        embed_dims=32, num_heads=[1, 2, 4, 8], drop_path_rate=0.1, convert_weights=False,
+        init_cfg=None),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=width),
+    bbox_head=dict(
+        in_channels=width,
+        feat_channels=width,
+        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
+        dcn_on_last_conv=False,
+        cls_branch=(width, ),
+        reg_branch=((width, ), (width, ), (width, ), (width, ), (width, ), (width, )),
+        dir_branch=(width, ),
+        attr_branch=(width, ),
+        centerness_branch=(width, ),
+        depth_branch=(width, )))
+
+train_pipeline = [
+    dict(type='LoadImageFromFileMono3D'),
+    dict(
+        type='LoadAnnotations3D',
+        with_bbox=True,
+        with_label=True,
+        with_attr_label=False,
+        with_bbox_3d=True,
+        with_label_3d=True,
+        with_bbox_depth=True),
+    dict(type='mmdet.Resize', scale_factor=1.0),
+    dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
+    dict(
+        type='Pack3DDetInputs',
+        keys=[
+            'img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d',
+            'depths'
+        ]),
+]
+# PGD's predict reads `scale_factor`, so the test pipeline keeps a (no-op) Resize
+test_pipeline = [
+    dict(type='LoadImageFromFileMono3D'),
+    dict(type='mmdet.Resize', scale_factor=1.0),
+    dict(type='Pack3DDetInputs', keys=['img'])
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl')
+test_evaluator = val_evaluator
+
+max_iters = 300
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[240], gamma=0.1)
+]
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+auto_scale_lr = dict(enable=False, base_batch_size=4)
