@@ -14,7 +14,7 @@ install:
 
 test: install
 	@start=$$(date +%s); \
-	$(PY) -m pytest tests -p no:cacheprovider -q -rs --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest tests -p no:cacheprovider -q -rfEs --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	echo "[make test] pytest took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 demo: install

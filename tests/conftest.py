@@ -22,3 +22,15 @@ def toy_imagenet(tmp_path_factory):
     run_tool(['dataset_converters/make_toy_imagenet.py', '--out', str(out), '--num-classes', '8',
               '--per-class', '16', '--val-per-class', '4', '--size', '32', '--seed', '0'])
     return str(out)
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Tests that build through a registry depend on the current mmengine ``DefaultScope``; a test
+    that creates one (``register_all_modules``, a Runner) must not change it for the tests after it."""
+    from mmengine.registry import DefaultScope
+    instances = DefaultScope._instance_dict
+    current = next(reversed(instances)) if instances else None
+    yield
+    if current is not None and current in instances:
+        instances.move_to_end(current)

@@ -58,6 +58,33 @@ TASKS = {
         image=lambda d: sorted(glob.glob(f'{d}/val/*/*.JPEG'))[0],
         shape=(224, 224),
         metrics={'top-1': 'accuracy/top1'}),
+    'seg': dict(
+        generator=['tools/dataset_converters/make_toy_ade.py', '--num-train', '64', '--num-val', '16',
+                   '--size', '128', '--num-classes', '3', '--seed', '0'],
+        data='toy_ade',
+        data_options=lambda d: [
+            f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        ],
+        dense=f'{CFG}/upernet_swin_t_ade20k_toy.py',
+        saa=f'{CFG}/upernet_swin_t_ade20k_saa_toy.py',
+        search=f'{CFG}/upernet_swin_t_ade20k_search_toy.py',
+        image=lambda d: sorted(glob.glob(f'{d}/images/validation/*.jpg'))[0],
+        shape=(128, 128),
+        metrics={'mIoU': 'mIoU'}),
+    'mono3d': dict(
+        generator=['tools/dataset_converters/make_toy_kitti_mono3d.py', '--num-train', '48', '--num-val',
+                   '16', '--seed', '0'],
+        data='toy_kitti',
+        data_options=lambda d: [
+            f'{k}.dataset.data_root={d}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        ] + [f'{k}.ann_file={d}/kitti_infos_val.pkl' for k in ('val_evaluator', 'test_evaluator')],
+        dense=f'{CFG}/pgd_swin_t_kitti_mono3d_toy.py',
+        saa=f'{CFG}/pgd_swin_t_kitti_mono3d_saa_toy.py',
+        search=f'{CFG}/pgd_swin_t_kitti_mono3d_search_toy.py',
+        image=lambda d: sorted(glob.glob(f'{d}/training/image_2/*.png'))[0],
+        shape=(160, 480),
+        metrics={'Car 2D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_2D_AP40_moderate_strict',
+                 'Car 3D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict'}),
 }
 
 

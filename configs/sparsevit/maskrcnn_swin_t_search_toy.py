@@ -5,12 +5,12 @@ _base_ = './maskrcnn_swin_t_toy.py'
 search_loop = dict(
     type='mmsparse.EvolutionSearchLoop',
     score_key='coco/bbox_mAP',
-    population=8,
-    parents=3,
-    num_mutation=4,
-    num_crossover=4,
+    population=6,
+    parents=2,
+    num_mutation=3,
+    num_crossover=3,
     mutation_prob=0.2,
-    generations=3,
+    generations=2,
     constraint=dict(kind='macs', max=0.40, batch=1),
     input_shape=(224, 224),
     base_config='{{ fileDirname }}/maskrcnn_swin_t_finetune_toy.py')

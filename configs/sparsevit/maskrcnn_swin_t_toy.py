@@ -59,11 +59,11 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_iters = 200
+max_iters = 150
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[160], gamma=0.1)
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[120], gamma=0.1)
 ]
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 default_hooks = dict(

@@ -44,12 +44,14 @@ def test_layout_and_meta(imagenet_tree):
 
 @pytest.mark.parametrize('split,num', [('train', 12), ('val', 8)])
 def test_mmpretrain_imagenet_loads(imagenet_tree, split, num):
+    from mmengine.registry import DefaultScope
     from mmpretrain.datasets import ImageNet
     tool, root = imagenet_tree
     names = tool.class_names(4)
-    ds = ImageNet(data_root=root, ann_file=f'meta/{split}.txt', data_prefix=split,
-                  metainfo=dict(classes=names),
-                  pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')])
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # the pipeline names mmpretrain transforms
+        ds = ImageNet(data_root=root, ann_file=f'meta/{split}.txt', data_prefix=split,
+                      metainfo=dict(classes=names),
+                      pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')])
     assert len(ds) == num
     assert list(ds.metainfo['classes']) == names
     labels = [ds.get_data_info(i)['gt_label'] for i in range(len(ds))]

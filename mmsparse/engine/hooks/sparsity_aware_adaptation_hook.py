@@ -13,10 +13,10 @@ from typing import Optional, Sequence
 
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmsparse.registry import HOOKS
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES, SwinRatioSpace
+from ..ratio_targets import find_ratio_targets
 
 __all__ = ['SparsityAwareAdaptationHook']
 
@@ -69,11 +69,7 @@ class SparsityAwareAdaptationHook(Hook):
     def _setup(self, runner) -> None:
         if self.targets is not None:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self.targets = [m for m in model.modules() if callable(getattr(m, 'set_pruning_ratios', None))]
-        if not self.targets:
-            raise ValueError(f'SparsityAwareAdaptationHook: {type(model).__name__} has no module with '
-                             "`set_pruning_ratios` (use type='mmsparse.SparseSwin' as the backbone)")
+        self.targets = [m for _, m in find_ratio_targets(runner.model, 'SparsityAwareAdaptationHook')]
         depths = {tuple(len(s) for s in t.get_pruning_ratios()) for t in self.targets}
         if len(depths) != 1:
             raise ValueError(f'SparsityAwareAdaptationHook: backbones with different depths {depths}')

@@ -27,6 +27,7 @@ from mmengine.utils import ProgressBar
 from mmsparse.registry import LOOPS
 from mmsparse.sparsity.evolution import EvolutionSearch
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES, SwinRatioSpace
+from ..ratio_targets import find_ratio_targets
 from .search_constraints import (UNITS, build_latency_fn, build_macs_fn, check_constraint,
                                  describe_constraint)
 from .search_report import atomic_write, finetune_config_text, plot_pareto, write_best
@@ -100,7 +101,7 @@ class EvolutionSearchLoop(BaseLoop):
         self.finetune_name = finetune_name
         self.finetune = finetune
         self.fp16 = fp16
-        self.targets = self._find_targets(runner.model)
+        self.targets = find_ratio_targets(runner.model, 'EvolutionSearchLoop')
         self.space = SwinRatioSpace(depths or self._backbone_depths(), choices, fixed)
         self.references = {}
         self._cost_fn = None
@@ -144,18 +145,6 @@ class EvolutionSearchLoop(BaseLoop):
         return json.loads(json.dumps(dict(constraint=c, input_shape=self.input_shape,
                                           score_key=self.score_key, val_subset=self.val_subset,
                                           num_samples=len(self.dataloader.dataset)), default=str))
-
-    @staticmethod
-    def _find_targets(model):
-        """``[(name, module)]`` of every module with ``set_pruning_ratios`` (the DDP prefix dropped).
-        Ratios must bind to something (spec pitfall 5), so none is an error."""
-        targets = [(name[len('module.'):] if name.startswith('module.') else name, m)
-                   for name, m in model.named_modules() if callable(getattr(m, 'set_pruning_ratios', None))]
-        if not targets:
-            raise ValueError(f'runner.model ({type(model).__name__}) has no module with '
-                             '`set_pruning_ratios`: the searched ratios would bind to nothing. Use a '
-                             "window-pruned backbone such as type='mmsparse.SparseSwin'")
-        return targets
 
     def _backbone_depths(self):
         depths = None

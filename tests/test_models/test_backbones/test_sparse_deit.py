@@ -38,7 +38,9 @@ def test_state_dict_keys_identical_deit_tiny():
 
 
 def test_registered_and_built_from_config():
-    model = MODELS.build(dict(type='SparseDeiT', **SMALL))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmsparse'):  # whatever scope earlier tests left
+        model = MODELS.build(dict(type='SparseDeiT', **SMALL))
     assert isinstance(model, SparseDeiT)
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     model = PRETRAIN_MODELS.build(dict(type='mmsparse.SparseDistilledDeiT', **SMALL))
