@@ -41,3 +41,10 @@ def read_scalars(work_dir):
 def train_losses(work_dir):
     """``{iter: loss}`` of the training records."""
     return {r['iter']: r['loss'] for r in read_scalars(work_dir) if 'loss' in r}
+
+
+def read_test_metrics(work_dir):
+    """Metrics ``tools/test.py`` wrote to ``<work_dir>/<timestamp>/<timestamp>.json`` (newest run)."""
+    stamp = sorted(d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d)))[-1]
+    with open(osp.join(work_dir, stamp, f'{stamp}.json')) as f:
+        return json.load(f)

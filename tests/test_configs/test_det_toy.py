@@ -1,14 +1,13 @@
 """Instance segmentation on the toy COCO: Mask R-CNN + SparseSwin trains, tests, and its COCO numbers
 equal pycocotools run directly on the dumped predictions; the SAA variant trains on 1 and 2 processes."""
 import json
-import os
 import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 
-from tests.tool_runner import REPO_ROOT, read_scalars, run_tool, train_losses
+from tests.tool_runner import REPO_ROOT, read_scalars, read_test_metrics, run_tool, train_losses
 
 CONFIG = 'configs/sparsevit/maskrcnn_swin_t_toy.py'
 SAA_CONFIG = 'configs/sparsevit/maskrcnn_swin_t_saa_toy.py'
@@ -66,9 +65,7 @@ def test_coco_metric_matches_pycocotools_on_dumped_predictions(dense_run, toy_co
     work = str(tmp_path / 'test')
     run_tool(['test.py', CONFIG, osp.join(dense_run, 'iter_24.pth'), '--work-dir', work, '--out', out,
               '--cfg-options'] + data_opts(toy_coco))
-    stamp = sorted(d for d in os.listdir(work) if osp.isdir(osp.join(work, d)))[-1]
-    with open(osp.join(work, stamp, f'{stamp}.json')) as f:
-        metrics = json.load(f)
+    metrics = read_test_metrics(work)
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     gt_file = f'{toy_coco}/annotations/instances_val2017.json'

@@ -2,13 +2,12 @@
 on CPU through numba's CUDA simulator), SAA samples the ratios it should, the search config runs, and
 every full config builds."""
 import json
-import os
 import os.path as osp
 
 import numpy as np
 import pytest
 
-from tests.tool_runner import REPO_ROOT, read_scalars, run_tool, train_losses
+from tests.tool_runner import REPO_ROOT, read_scalars, read_test_metrics, run_tool, train_losses
 
 CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_toy.py'
 SAA_CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_saa_toy.py'
@@ -59,9 +58,7 @@ def test_test_tool_reports_kitti_ap(dense_run, toy_kitti, tmp_path):
     work = str(tmp_path / 'test')
     run_tool(['test.py', CONFIG, osp.join(dense_run, f'iter_{ITERS}.pth'), '--work-dir', work,
               '--cfg-options'] + data_opts(toy_kitti), env=ENV)
-    stamp = sorted(d for d in os.listdir(work) if osp.isdir(osp.join(work, d)))[-1]
-    with open(osp.join(work, stamp, f'{stamp}.json')) as f:
-        metrics = json.load(f)
+    metrics = read_test_metrics(work)
     for cls in ('Pedestrian', 'Cyclist', 'Car'):
         for kind in ('3D', 'BEV', '2D'):
             for level in ('easy', 'moderate', 'hard'):

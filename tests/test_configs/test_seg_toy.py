@@ -2,14 +2,13 @@
 that a hand computation on the dumped predictions gives, SAA samples the ratios it should, the search
 config runs, and every full config builds."""
 import json
-import os
 import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 
-from tests.tool_runner import REPO_ROOT, read_scalars, run_tool, train_losses
+from tests.tool_runner import REPO_ROOT, read_scalars, read_test_metrics, run_tool, train_losses
 
 CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_toy.py'
 SAA_CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_saa_toy.py'
@@ -78,9 +77,7 @@ def test_test_tool_miou_matches_dumped_predictions(dense_run, toy_ade, tmp_path)
         preds = pickle.load(f)
     assert len(preds) == 4
     assert np.asarray(preds[0]['pred_sem_seg']['data']).shape[-2:] == (SIZE, SIZE)
-    stamp = sorted(d for d in os.listdir(work) if osp.isdir(osp.join(work, d)))[-1]
-    with open(osp.join(work, stamp, f'{stamp}.json')) as f:
-        metrics = json.load(f)
+    metrics = read_test_metrics(work)
     assert {'aAcc', 'mIoU', 'mAcc'} <= set(metrics)
     assert 0.0 <= metrics['mIoU'] <= 100.0
     # IoUMetric rounds to 2 decimals

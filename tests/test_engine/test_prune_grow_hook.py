@@ -1,7 +1,6 @@
 """PruneGrowHook inside a real mmengine Runner: schedule, logs, EMA, checkpoints, structured mode."""
 import json
 import math
-import os
 import os.path as osp
 
 import pytest
@@ -15,6 +14,7 @@ from mmengine.runner import Runner
 from mmsparse.sparsity.erk import layer_densities
 from mmsparse.sparsity.prune_grow import prune_rate
 from tests.test_engine.svite_toy import ToyNet, toy_loader
+from tests.tool_runner import read_scalars
 
 
 def make_runner(work_dir, model=None, max_iters=10, hooks=(), optim_type='mmsparse.SViTEOptimWrapper',
@@ -103,11 +103,7 @@ def test_updates_are_logged_to_message_hub_and_visualizer(toy_run):
         assert f'train/svite/{key}' in hub, key
     last = read_updates(work)[-1]
     assert hub['train/svite/pruned'].current() == last['pruned']
-    records = []
-    for stamp in sorted(p for p in os.listdir(work) if osp.isdir(osp.join(work, p))):
-        path = osp.join(work, stamp, 'vis_data', 'scalars.json')
-        if osp.isfile(path):
-            records += [json.loads(line) for line in open(path)]
+    records = read_scalars(work)
     assert [r['svite_t'] for r in records if 'svite_t' in r] == [2, 4, 6]
 
 

@@ -1,14 +1,12 @@
 """tools/test.py: metrics, --out dumps that reproduce them, --show-dir; tools/train.py --amp on CPU."""
 import glob
-import json
-import os
 import os.path as osp
 import pickle
 
 import pytest
 import torch
 
-from tests.tool_runner import run_tool, train_losses
+from tests.tool_runner import read_test_metrics, run_tool, train_losses
 
 CONFIG = 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py'
 
@@ -35,9 +33,7 @@ def test_out_dump_reproduces_printed_metric(trained, toy_imagenet, tmp_path):
         preds = pickle.load(f)
     assert len(preds) == 8 * 4  # every val image
     correct = sum(int(p['pred_label'].item() == p['gt_label'].item()) for p in preds)
-    stamp = sorted(d for d in os.listdir(work) if osp.isdir(osp.join(work, d)))[-1]
-    with open(osp.join(work, stamp, f'{stamp}.json')) as f:
-        metrics = json.load(f)
+    metrics = read_test_metrics(work)
     assert metrics['accuracy/top1'] == pytest.approx(100.0 * correct / len(preds))
     top5 = sum(int(p['gt_label'].item() in torch.topk(p['pred_score'], 5).indices.tolist()) for p in preds)
     assert metrics['accuracy/top5'] == pytest.approx(100.0 * top5 / len(preds))
