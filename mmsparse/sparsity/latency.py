@@ -4,9 +4,10 @@
   rest. Across processes the samples are **concatenated first** (:func:`gather_samples`); the
   reference trims the list of per-rank lists instead, which is empty on one process (pitfall 8).
 * :func:`time_fn` times a callable: warm-up, then timed iterations, each synchronised on CUDA.
-* :class:`LatencyLUT` estimates a configuration's latency as a fixed part plus one entry per
-  (stage, block, kept windows k). Entries are measured by callbacks supplied from above, so this
-  file knows nothing about the model.
+* :class:`LatencyLUT` estimates a configuration's latency as a fixed part plus one entry per block
+  (on the dense path, or on the window path with k kept windows) plus one per stage that enters the
+  window path. Entries are measured through a :class:`BlockTimer` supplied from above, so this file
+  knows nothing about the model.
 
 All times are milliseconds.
 """
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from .window_selection import num_kept_windows
+from .window_selection import first_pruned_block, num_kept_windows
 
 
 def interquartile_mean(samples):
@@ -60,21 +61,25 @@ def distributed_iqm(samples):
     return interquartile_mean(gather_samples(samples))
 
 
-def time_fn(fn, warmup=200, iters=300, device=None):
-    """Call ``fn()`` ``warmup`` times, then time ``iters`` calls one by one.
+def time_fn(fn, warmup=200, iters=300, device=None, chunk=1):
+    """Call ``fn()`` ``warmup`` times, then time ``iters`` calls.
 
     Args:
         fn (callable): the work, e.g. ``lambda: backbone(x)`` under ``torch.inference_mode()``.
         warmup (int): untimed calls (cudnn autotuning, caches). Reference: 200.
         iters (int): timed calls. Reference: 300.
-        device (torch.device | str | None): on a CUDA device every call is synchronised before
-            and after, so the time covers the kernels and not only their launch.
+        device (torch.device | str | None): on a CUDA device the clock reads are synchronised, so the
+            time covers the kernels and not only their launch.
+        chunk (int): calls timed together between two clock reads; each sample is their mean.
+            1 (the reference) times every call alone. A larger chunk lets a GPU run one call's kernels
+            while the next is launched, as the parts of a whole forward do, so the time of a small
+            part is its throughput cost rather than launch + kernels + a synchronisation.
 
     Returns:
-        list[float]: ``iters`` wall times in ms.
+        list[float]: ``max(1, iters // chunk)`` wall times in ms, one per chunk, per call.
     """
-    if warmup < 0 or iters < 1:
-        raise ValueError(f'warmup must be >= 0 and iters >= 1, got {warmup}, {iters}')
+    if warmup < 0 or iters < 1 or chunk < 1:
+        raise ValueError(f'warmup must be >= 0, iters >= 1 and chunk >= 1, got {warmup}, {iters}, {chunk}')
     cuda = device is not None and torch.device(device).type == 'cuda'
 
     def sync():
@@ -85,12 +90,13 @@ def time_fn(fn, warmup=200, iters=300, device=None):
         fn()
     sync()
     times = []
-    for _ in range(iters):
+    for _ in range(max(1, iters // chunk)):
         sync()
         start = time.perf_counter()
-        fn()
+        for _ in range(chunk):
+            fn()
         sync()
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((time.perf_counter() - start) * 1e3 / chunk)
     return times
 
 
@@ -120,20 +126,59 @@ def device_name(device=None):
     return f'cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads'
 
 
+class BlockTimer:
+    """What :meth:`LatencyLUT.measure` needs from a model: each part of a pruned forward, timed alone.
+
+    Times are ms (e.g. the :func:`distributed_iqm` of :func:`time_fn` samples). The model layer
+    implements it (``mmsparse.models.SwinBlockTimer``), so this file stays free of the model.
+    """
+
+    def window_block(self, stage: int, block: int, k: int) -> float:
+        """Block ``block`` of ``stage`` on the window path with ``k`` kept windows per image (gather,
+        the block on the windows, scatter)."""
+        raise NotImplementedError
+
+    def dense_block(self, stage: int, block: int) -> float:
+        """The block on the dense path (before the stage's first pruned block b*)."""
+        raise NotImplementedError
+
+    def stage_entry(self, stage: int) -> float:
+        """Entering and leaving the window path once: scoring, the padded copy, the rankings, the
+        un-padding."""
+        raise NotImplementedError
+
+    def whole(self, block_ratios) -> float:
+        """The whole model's forward with ``block_ratios``."""
+        raise NotImplementedError
+
+
 class LatencyLUT:
-    """Latency of a window-pruned backbone as ``fixed_ms + sum_blocks table[(s, b, k_{s,b})]``.
+    """Latency of a window-pruned backbone, additive over the parts of its forward (spec §5).
+
+    ``estimate = fixed_ms + sum over stages of`` either ``sum_b dense_ms[(s, b)]`` (a dense stage) or
+    ``sum_{b < b*} dense_ms[(s, b)] + entry_ms[s] + sum_{b >= b*} table[(s, b, k_{s,b})]``, with b* the
+    stage's first pruned block (:func:`first_pruned_block`), so a block with r = 0 costs what it
+    costs on the path it runs on.
 
     Args:
         num_windows (Sequence[int]): nW of each stage at the measured input shape.
         depths (Sequence[int]): blocks per stage.
-        table (dict): ``{(stage, block, k): ms}`` for every k the grid can produce.
-        fixed_ms (float): everything that does not depend on the ratios (patch embed, merges,
-            norms, the window scoring overhead if measured so).
+        table (dict): ``{(stage, block, k): ms}`` on the window path, for every k the grid can produce.
+        fixed_ms (float): everything that does not depend on the ratios (patch embed, merges, norms).
         meta (dict): at least ``device``, ``shape`` (H, W) and ``batch``; the JSON key.
         keep_rounding (str), min_keep (int): how a ratio becomes k (spec §2.2); must match the model.
+        dense_ms (dict | None): ``{(stage, block): ms}`` on the dense path; missing entries are 0.
+        entry_ms (dict | None): ``{stage: ms}`` of entering the window path; missing entries are 0.
+        force_window_path (bool): the model runs the window path even at r = 0 (b* = 0 always).
+        dense_scale, window_scale (float): factors on the dense-path and window-path terms, fitted
+            by :meth:`fit` (1 when not fitted).
+        fit (dict | None): what :meth:`fit` measured (its configurations' residuals).
+        choices (Sequence[float] | None): the ratio grid the table was measured for.
     """
 
-    def __init__(self, num_windows, depths, table, fixed_ms, meta, keep_rounding='exact', min_keep=0):
+    def __init__(self, num_windows, depths, table, fixed_ms, meta, keep_rounding='exact', min_keep=0,
+                 dense_ms=None, entry_ms=None, force_window_path=False, dense_scale=1.0, window_scale=1.0,
+                 fit=None, choices=None):
         if len(num_windows) != len(depths):
             raise ValueError(f'num_windows ({len(num_windows)}) and depths ({len(depths)}) must have '
                              'one entry per stage')
@@ -143,10 +188,17 @@ class LatencyLUT:
         self.num_windows = [int(n) for n in num_windows]
         self.depths = [int(d) for d in depths]
         self.table = {(int(s), int(b), int(k)): float(v) for (s, b, k), v in table.items()}
+        self.dense_ms = {(int(s), int(b)): float(v) for (s, b), v in (dense_ms or {}).items()}
+        self.entry_ms = {int(s): float(v) for s, v in (entry_ms or {}).items()}
         self.fixed_ms = float(fixed_ms)
         self.meta = dict(meta, shape=[int(x) for x in meta['shape']], batch=int(meta['batch']))
         self.keep_rounding = keep_rounding
         self.min_keep = int(min_keep)
+        self.force_window_path = bool(force_window_path)
+        self.dense_scale = float(dense_scale)
+        self.window_scale = float(window_scale)
+        self.fit_report = fit
+        self.choices = None if choices is None else [float(c) for c in choices]
 
     @staticmethod
     def make_key(device, shape, batch):
@@ -156,30 +208,111 @@ class LatencyLUT:
     def key(self):
         return self.make_key(self.meta['device'], self.meta['shape'], self.meta['batch'])
 
+    def _grid_ks(self, stage, choices):
+        return sorted({num_kept_windows(self.num_windows[stage], r, self.keep_rounding, self.min_keep)
+                       for r in choices})
+
     # ------------------------------------------------------------------ measuring
     @classmethod
-    def measure(cls, measure_block, measure_fixed, num_windows, depths, choices, meta,
-                keep_rounding='exact', min_keep=0):
-        """Build a LUT by calling ``measure_block(stage, block, k) -> ms`` for every block and every k
-        a ratio in ``choices`` can give, and ``measure_fixed() -> ms`` once."""
-        table = {}
-        for s, (nw, depth) in enumerate(zip(num_windows, depths)):
-            ks = sorted({num_kept_windows(nw, r, keep_rounding, min_keep) for r in choices})
+    def measure(cls, timer, num_windows, depths, choices, meta, keep_rounding='exact', min_keep=0,
+                force_window_path=False, rounds=1, progress=None):
+        """Build a LUT from a :class:`BlockTimer`: each stage's window-path entry, every block on the
+        dense path and at every k a ratio in ``choices`` gives, then ``fixed_ms`` as the dense whole
+        model's time minus the parts the LUT holds for it.
+
+        Args:
+            timer (BlockTimer): the model's part timer.
+            rounds (int): passes over all parts; each entry is the median of its passes, so a load
+                spike on a shared machine spoils one pass of a few entries, not the table.
+            progress (callable | None): ``progress(done, total)`` after each timing (a progress bar).
+        """
+        if int(rounds) < 1:
+            raise ValueError(f'rounds must be >= 1, got {rounds}')
+        lut = cls(num_windows, depths, {}, 0.0, meta, keep_rounding, min_keep,
+                  force_window_path=force_window_path, choices=choices)
+        dense = [[0.0] * d for d in lut.depths]
+        jobs = []  # (where the median goes, its key, the timing)
+        for s, depth in enumerate(lut.depths):
+            jobs.append((lut.entry_ms, s, lambda s=s: timer.stage_entry(s)))
             for b in range(depth):
-                for k in ks:
-                    table[(s, b, k)] = float(measure_block(s, b, k))
-        return cls(num_windows, depths, table, float(measure_fixed()), meta, keep_rounding, min_keep)
+                if not force_window_path:
+                    jobs.append((lut.dense_ms, (s, b), lambda s=s, b=b: timer.dense_block(s, b)))
+                for k in lut._grid_ks(s, choices):
+                    jobs.append((lut.table, (s, b, k), lambda s=s, b=b, k=k: timer.window_block(s, b, k)))
+        whole = {}
+        jobs.append((whole, 'dense', lambda: timer.whole(dense)))
+        samples = [[] for _ in jobs]
+        total = len(jobs) * int(rounds)
+        for r in range(int(rounds)):
+            for j, (_, _, time_part) in enumerate(jobs):
+                samples[j].append(float(time_part()))
+                if progress is not None:
+                    progress(r * len(jobs) + j + 1, total)
+        for (store, key, _), values in zip(jobs, samples):
+            store[key] = float(np.median(values))
+        lut.fixed_ms = whole['dense'] - lut.estimate(dense)
+        return lut
+
+    def path_sums(self, block_ratios):
+        """``(dense-path ms, window-path ms)`` of a configuration before scaling (entries included in
+        the window path)."""
+        dense = window = 0.0
+        for key, value in self._raw_parts(block_ratios).items():
+            if key == 'fixed':
+                continue
+            if key[0] == 'dense':
+                dense += value
+            else:
+                window += value
+        return dense, window
+
+    def fit(self, time_config, configs):
+        """A copy whose ``fixed_ms``, ``dense_scale`` and ``window_scale`` are the least-squares fit of
+        ``time_config`` (whole-model timings, e.g. :func:`direct_latency_fn`) on ``configs``.
+
+        Parts timed alone miss what overlaps inside a whole forward (a GPU runs one block's kernels
+        while the next is launched), which shows as slopes off 1 rather than as noise. Fit on draws of
+        the search space itself: on an H100 at 672x672, batch 4, fitting on 14 random configurations
+        predicted a 15th within 4.3 % (mean 2 %, leave-one-out over two LUTs) where the unfitted LUT
+        was off by up to 5.6 % and 14 %; a fit on one-stage sweeps did worse (8 %).
+
+        Args:
+            time_config (callable): ``block_ratios -> ms``.
+            configs (list): at least 4 per-stage per-block ratio lists.
+
+        A fit with a non-positive scale (timings that do not follow the parts, e.g. a launch-bound
+        GPU) is refused: the copy keeps the measured values and ``fit_report['used']`` is False.
+        """
+        if len(configs) < 4:
+            raise ValueError(f'fit needs at least 4 configurations (3 coefficients), got {len(configs)}')
+        measured = np.array([float(time_config(c)) for c in configs])
+        sums = np.array([self.path_sums(c) for c in configs])
+        columns = [1] if self.force_window_path else [0, 1]  # no dense path when it is forced
+        design = np.column_stack([np.ones(len(configs)), sums[:, columns]])
+        coef = np.linalg.lstsq(design, measured, rcond=None)[0]
+        used = bool(np.all(coef[1:] > 0))
+        names = ('dense_scale', 'window_scale')[-len(columns):]
+        scales = {n: float(v) for n, v in zip(names, coef[1:])} if used else {}
+        fitted = LatencyLUT(self.num_windows, self.depths, self.table,
+                            float(coef[0]) if used else self.fixed_ms, self.meta, self.keep_rounding,
+                            self.min_keep, self.dense_ms, self.entry_ms, self.force_window_path,
+                            choices=self.choices, **scales)
+        residuals = [(fitted.estimate(c) - t) / t for c, t in zip(configs, measured)]
+        fitted.fit_report = dict(used=used, configs=len(configs), coef=[float(c) for c in coef],
+                                 max_abs_residual=float(np.abs(residuals).max()))
+        return fitted
 
     @classmethod
     def calibrate(cls, time_config, num_windows, depths, choices, meta, keep_rounding='exact',
                   min_keep=0):
-        """Build a LUT from whole-model timings only, so no access to single blocks is needed.
+        """Build a LUT from whole-model timings only, for a model without a :class:`BlockTimer`.
 
         Model: ``latency = fixed + sum_blocks c_s(k)`` with blocks of a stage costing alike at the
         same k. ``fixed`` is the dense time and ``table[(s, b, k)] = (T(stage s uniform at r) -
-        T(dense)) / depth_s``, i.e. each block's saving relative to dense (<= 0 up to noise).
-        Overheads that do not scale per block (scoring a stage once) are spread over its blocks;
-        :meth:`relative_errors` against direct timing shows what that costs.
+        T(dense)) / depth_s``, i.e. each block's saving relative to dense (<= 0 up to noise). Overheads
+        that do not scale per block (entering the window path) are spread over the stage's blocks,
+        which over-estimates partly pruned stages: on a 2-core CPU this was off by up to 60 %, against
+        a few % for :meth:`measure`.
 
         Args:
             time_config (callable): ``block_ratios -> ms``, e.g. :func:`direct_latency_fn`.
@@ -201,18 +334,32 @@ class LatencyLUT:
                     saving = (float(time_config(config)) - t_dense) / int(depth)
                 for b in range(int(depth)):
                     table[(s, b, k)] = saving
-        return cls(num_windows, depths, table, t_dense, meta, keep_rounding, min_keep)
+        return cls(num_windows, depths, table, t_dense, meta, keep_rounding, min_keep, choices=choices)
 
     # ------------------------------------------------------------------ estimating
     def parts(self, block_ratios):
-        """``{'fixed': ms, (s, b, k): ms, ...}``, the terms of :meth:`estimate`."""
+        """The terms of :meth:`estimate`: ``{'fixed': ms, ('dense', s, b): ms, ('entry', s): ms,
+        (s, b, k): ms, ...}``, scaled by ``dense_scale`` / ``window_scale``."""
+        return {key: value if key == 'fixed' else
+                value * (self.dense_scale if key[0] == 'dense' else self.window_scale)
+                for key, value in self._raw_parts(block_ratios).items()}
+
+    def _raw_parts(self, block_ratios):
         if len(block_ratios) != len(self.depths) or any(
                 len(r) != d for r, d in zip(block_ratios, self.depths)):
             raise ValueError(f'block_ratios must have per-stage lists of lengths {self.depths}, '
                              f'got {block_ratios}')
         out = {'fixed': self.fixed_ms}
         for s, stage in enumerate(block_ratios):
-            for b, r in enumerate(stage):
+            bstar = first_pruned_block(stage, self.force_window_path)
+            num_dense = len(stage) if bstar is None else bstar
+            for b in range(num_dense):
+                out[('dense', s, b)] = self.dense_ms.get((s, b), 0.0)
+            if bstar is None:
+                continue
+            out[('entry', s)] = self.entry_ms.get(s, 0.0)
+            for b in range(bstar, len(stage)):
+                r = stage[b]
                 k = num_kept_windows(self.num_windows[s], r, self.keep_rounding, self.min_keep)
                 if (s, b, k) not in self.table:
                     raise ValueError(f'block_ratios[{s}][{b}] = {r} gives k={k} windows, which the LUT '
@@ -237,13 +384,20 @@ class LatencyLUT:
     def to_dict(self):
         return dict(num_windows=self.num_windows, depths=self.depths, fixed_ms=self.fixed_ms,
                     meta=self.meta, keep_rounding=self.keep_rounding, min_keep=self.min_keep,
-                    table=[[s, b, k, v] for (s, b, k), v in sorted(self.table.items())])
+                    force_window_path=self.force_window_path, dense_scale=self.dense_scale,
+                    window_scale=self.window_scale, fit=self.fit_report, choices=self.choices,
+                    table=[[s, b, k, v] for (s, b, k), v in sorted(self.table.items())],
+                    dense_ms=[[s, b, v] for (s, b), v in sorted(self.dense_ms.items())],
+                    entry_ms=[[s, v] for s, v in sorted(self.entry_ms.items())])
 
     @classmethod
     def from_dict(cls, d):
         table = {(s, b, k): v for s, b, k, v in d['table']}
+        dense = {(s, b): v for s, b, v in d.get('dense_ms', [])}
+        entry = {s: v for s, v in d.get('entry_ms', [])}
         return cls(d['num_windows'], d['depths'], table, d['fixed_ms'], d['meta'], d['keep_rounding'],
-                   d['min_keep'])
+                   d['min_keep'], dense, entry, d.get('force_window_path', False),
+                   d.get('dense_scale', 1.0), d.get('window_scale', 1.0), d.get('fit'), d.get('choices'))
 
     def save(self, path):
         """Store under :attr:`key` in the JSON file ``path``, keeping the other keys (atomic write)."""

@@ -10,12 +10,12 @@ Layout conventions used throughout:
   partitions are plain gathers from one spatial buffer and need no roll/pad/partition copies.
 """
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 
 __all__ = [
-    'StageGeometry', 'stage_geometry', 'stage_hw', 'num_kept_windows', 'token_index',
+    'StageGeometry', 'stage_geometry', 'stage_hw', 'num_kept_windows', 'first_pruned_block', 'token_index',
     'token_scores', 'window_scores', 'rank_windows', 'flat_token_index', 'shifted_window_mask',
     'SCORE_MODES', 'KEEP_ROUNDINGS'
 ]
@@ -80,6 +80,14 @@ def num_kept_windows(num_windows: int, ratio: float, rounding: str = 'exact',
     else:
         k = int(num_windows * (1.0 - float(ratio)))
     return min(num_windows, max(k, min_keep))
+
+
+def first_pruned_block(ratios: Sequence[float], force_window_path: bool = False) -> Optional[int]:
+    """b*: the first block of a stage with r > 0, where the window path starts (§2.3); 0 when the
+    window path is forced, ``None`` for a dense stage."""
+    if force_window_path:
+        return 0
+    return next((i for i, r in enumerate(ratios) if r > 0), None)
 
 
 def token_index(geometry: StageGeometry, window_size: int, shift: int = 0,

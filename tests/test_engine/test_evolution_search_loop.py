@@ -224,10 +224,13 @@ def test_budget_error_and_injected_cost(tmp_path):
 
 
 def test_latency_constraint_from_lut(tmp_path):
-    # a LUT at 672x672 (nW 576/144/36/9): block (s, b, k) costs k / nW_s ms, plus 2 ms fixed
+    # a LUT at 672x672 (nW 576/144/36/9): block (s, b, k) costs k / nW_s ms on the window path and
+    # 1 ms on the dense path, plus 2 ms fixed
     nws = [576, 144, 36, 9]
-    lut = LatencyLUT.measure(lambda s, b, k: k / nws[s], lambda: 2.0, nws, DEPTHS, DEFAULT_CHOICES,
-                             dict(device='toy-device', shape=(672, 672), batch=1))
+    table = {(s, b, math.floor(nws[s] * (1 - r) + 1e-6)): math.floor(nws[s] * (1 - r) + 1e-6) / nws[s]
+             for s, d in enumerate(DEPTHS) for b in range(d) for r in DEFAULT_CHOICES}
+    lut = LatencyLUT(nws, DEPTHS, table, 2.0, dict(device='toy-device', shape=(672, 672), batch=1),
+                     dense_ms={(s, b): 1.0 for s, d in enumerate(DEPTHS) for b in range(d)})
     path = str(tmp_path / 'lut.json')
     lut.save(path)
     budget = 9.0  # dense is 2 + 12 = 14 ms
@@ -252,18 +255,20 @@ def test_latency_constraint_from_lut(tmp_path):
         runner.train()
 
 
-def test_latency_lut_is_calibrated_when_missing(tmp_path, one_thread):
+def test_latency_lut_is_measured_when_missing(tmp_path, one_thread):
     model = SwinFidelityModel()
     runner = make_runner(tmp_path, 'calib', 'latency_calibrate', model=model, generations=1, population=4,
                          parents=2, report_references=False, input_shape=(56, 56),
                          constraint=dict(kind='latency', max=1e9, device_name='this-cpu', warmup=0,
-                                         iters=1, validate=2))
+                                         iters=1, lut_rounds=1, validate=2))
     runner.train()
     lut = LatencyLUT.load(str(tmp_path / 'calib' / 'latency_lut.json'), 'this-cpu', (56, 56), 1)
     # nW 16/4/1/1 with min_keep=1: stage 0 has 9 distinct k, stage 1 has 4 (4, 3, 2, 1)
     assert sorted({k for s, b, k in lut.table if s == 0}) == [3, 4, 6, 8, 9, 11, 12, 14, 16]
     assert sorted({k for s, b, k in lut.table if s == 1}) == [1, 2, 3, 4]
-    assert all(lut.table[(s, b, k)] == 0.0 for s, b, k in lut.table if k == [16, 4, 1, 1][s])
+    # measured block by block: every block on both paths, each stage's entry, all real times
+    assert len(lut.dense_ms) == 8 and sorted(lut.entry_ms) == [0, 1, 2, 3]
+    assert all(v > 0 for part in (lut.table, lut.dense_ms, lut.entry_ms) for v in part.values())
     for r in runner.train_loop.search.history:
         ratios = runner.train_loop.space.to_block_ratios(r['genes'])
         assert r['constraints']['latency'] == pytest.approx(lut.estimate(ratios))

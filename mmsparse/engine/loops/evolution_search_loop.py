@@ -50,8 +50,9 @@ class EvolutionSearchLoop(BaseLoop):
         constraint (dict): ``kind='macs'`` (G MACs of the backbone, ``batch`` images of
             ``input_shape``; ``cost_fn(block_ratios) -> G`` may be injected, else
             ``mmsparse.sparsity.cost.swin_macs`` with ``cost_kwargs``) or ``kind='latency'`` (ms,
-            from the LUT file ``lut`` keyed by device/shape/batch, calibrated from backbone timings
-            when missing, or timed per candidate with ``direct=True``, ``warmup``, ``iters``;
+            from the LUT file ``lut`` keyed by device/shape/batch, measured block by block when
+            missing (``lut_warmup``, ``lut_iters``, ``lut_rounds``, ``lut_fit``: see
+            ``search_constraints.build_latency_fn``), or timed per candidate with ``direct=True``, ``warmup``, ``iters``;
             ``validate=N`` compares the LUT with direct timing on N random configurations and logs
             the error); ``max`` and/or ``min`` bound it.
         input_shape (tuple[int, int]): image size for MACs and latency. Default (672, 672).
@@ -140,7 +141,8 @@ class EvolutionSearchLoop(BaseLoop):
 
     def _fingerprint(self):
         """What cached feasibility/fitness depend on besides the genes: a resume must not change it."""
-        harmless = ('validate', 'validate_seed', 'build_lut', 'lut_warmup', 'lut_iters')
+        harmless = ('validate', 'validate_seed', 'build_lut', 'lut_warmup', 'lut_iters', 'lut_rounds',
+                    'lut_fit')
         c = {k: v for k, v in self.constraint.items() if not callable(v) and k not in harmless}
         return json.loads(json.dumps(dict(constraint=c, input_shape=self.input_shape,
                                           score_key=self.score_key, val_subset=self.val_subset,

@@ -8,6 +8,7 @@ import os.path as osp
 import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 
 from mmsparse.sparsity.latency import LatencyLUT, device_name, direct_latency_fn
 
@@ -86,7 +87,7 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
     dev = c.get('device_name') or device_name(device)
     lut = LatencyLUT.load(path, dev, input_shape, batch)
     if lut is None and c.get('build_lut', True):
-        lut = _calibrate_lut(backbone, c, input_shape, device, dev, space)
+        lut = _measure_lut(backbone, c, input_shape, device, dev, space)
         if is_main_process():
             lut.save(path)
         print_log(f'latency LUT for {lut.key} measured (dense {lut.fixed_ms:.3f} ms) and saved to {path}',
@@ -96,8 +97,7 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
                                 f'{path} (build_lut=False): measure one, or set constraint.direct=True')
     errors = None
     if c.get('validate', 0):
-        rng = np.random.default_rng(int(c.get('validate_seed', 12345)))  # not the search RNG
-        configs = [space.to_block_ratios(space.sample(rng)) for _ in range(int(c['validate']))]
+        configs = _random_configs(space, int(c['validate']), int(c.get('validate_seed', 12345)))
         errors = lut.relative_errors(configs, direct)
         print_log(f'latency LUT vs direct timing on {len(configs)} configurations: relative errors '
                   f'{[round(e, 4) for e in errors]}, max |error| {max(abs(e) for e in errors):.2%} '
@@ -105,15 +105,39 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
     return lut.estimate, errors
 
 
-def _calibrate_lut(backbone, c, input_shape, device, dev, space):
-    """A LUT from whole-backbone timings (:meth:`LatencyLUT.calibrate`): dense, then each stage at
-    each grid ratio; ``lut_warmup``/``lut_iters`` per timing (default ``warmup``/``iters``)."""
+def _measure_lut(backbone, c, input_shape, device, dev, space):
+    """A LUT for ``backbone``: part by part through :func:`measure_swin_lut` when it is a
+    ``SparseSwin`` (``lut_rounds`` passes, default 3; then fitted to whole-model timings of
+    ``lut_fit`` random configurations, default 16, 0 for none), else from whole-backbone timings
+    (:meth:`LatencyLUT.calibrate`); ``lut_warmup``/``lut_iters`` per timing (default
+    ``warmup``/``iters``)."""
+    from mmsparse.models.backbones import SparseSwin, measure_swin_lut
+    warmup = int(c.get('lut_warmup', c.get('warmup', 200)))
+    iters = int(c.get('lut_iters', c.get('iters', 300)))
+    batch = int(c['batch'])
+    if isinstance(backbone, SparseSwin):
+        bars = []
+
+        def progress(done, total):
+            if not is_main_process():
+                return
+            if not bars:
+                bars.append(ProgressBar(total))
+            bars[0].update()
+
+        return measure_swin_lut(backbone, input_shape, space.choices, batch, device, warmup, iters, dev,
+                                int(c.get('lut_rounds', 3)), progress,
+                                fit_configs=_random_configs(space, int(c.get('lut_fit', 16)), 54321))
     from mmsparse.sparsity.cost import swin_macs_breakdown
     kwargs = swin_cost_kwargs(backbone)
     num_windows = swin_macs_breakdown(tuple(input_shape), None, **kwargs)['num_windows']
-    timer = direct_latency_fn(backbone, input_shape, int(c['batch']), device,
-                              int(c.get('lut_warmup', c.get('warmup', 200))),
-                              int(c.get('lut_iters', c.get('iters', 300))))
-    meta = dict(device=dev, shape=list(input_shape), batch=int(c['batch']))
+    timer = direct_latency_fn(backbone, input_shape, batch, device, warmup, iters)
+    meta = dict(device=dev, shape=list(input_shape), batch=batch)
     return LatencyLUT.calibrate(timer, num_windows, list(space.depths), space.choices, meta,
                                 kwargs.get('keep_rounding', 'exact'), kwargs.get('min_keep', 0))
+
+
+def _random_configs(space, n, seed):
+    """``n`` block-ratio draws of ``space`` from their own RNG (not the search's)."""
+    rng = np.random.default_rng(seed)
+    return [space.to_block_ratios(space.sample(rng)) for _ in range(n)]

@@ -114,16 +114,33 @@ class SparseSwin(SwinTransformer):
         return self
 
     # ---------------------------------------------------------------- forward
+    def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``(B, 3, H, W)`` -> ``(B, H_0 * W_0, C)`` patch tokens (+ absolute position embedding)."""
+        x, hw_shape = self.patch_embed(x)
+        if self.use_abs_pos_embed:
+            x = x + self.absolute_pos_embed
+        return self.drop_after_pos(x), hw_shape
+
+    def stage_inputs(self, x: torch.Tensor) -> List[Tuple[torch.Tensor, Tuple[int, int]]]:
+        """``(B, 3, H, W)`` images -> the ``((B, H_s * W_s, C_s), (H_s, W_s))`` input of each stage on
+        the current ratios (for timing stages alone, see ``SwinBlockTimer``)."""
+        x, hw_shape = self._embed(x)
+        inputs = []
+        for i, stage in enumerate(self.stages):
+            inputs.append((x, hw_shape))
+            x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i],
+                                     self.window_options, self._geometry_cache)
+            if stage.downsample is not None:
+                x, hw_shape = stage.downsample(x, hw_shape)
+        return inputs
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(B, 3, H, W)`` images -> one ``(B, C_s, H_s, W_s)`` map per entry of ``out_indices``.
 
         A tuple (mmdet's Swin returns a list): mmdet/mmseg/mmdet3d necks take either, and mmpretrain's
         ``GlobalAveragePooling`` takes only a tuple, so one backbone serves all four tasks.
         """
-        x, hw_shape = self.patch_embed(x)
-        if self.use_abs_pos_embed:
-            x = x + self.absolute_pos_embed
-        x = self.drop_after_pos(x)
+        x, hw_shape = self._embed(x)
         selection = [] if self.record_selection else None
         outs = []
         for i, stage in enumerate(self.stages):

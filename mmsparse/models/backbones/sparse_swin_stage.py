@@ -13,13 +13,14 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.utils.checkpoint as cp
 
-from mmsparse.sparsity.window_selection import (flat_token_index, num_kept_windows, rank_windows,
-                                                 shifted_window_mask, stage_geometry, token_index,
-                                                 token_scores, window_scores)
+from mmsparse.sparsity.window_selection import (first_pruned_block, flat_token_index, num_kept_windows,
+                                                 rank_windows, shifted_window_mask, stage_geometry,
+                                                 token_index, token_scores, window_scores)
 from .swin_window_ops import (block_on_windows, dense_block_inference, pad_fill_value,
                               relative_position_bias)
 
-__all__ = ['WindowPathOptions', 'sparse_stage_forward', 'GeometryCache']
+__all__ = ['WindowPathOptions', 'sparse_stage_forward', 'GeometryCache', 'WindowPath', 'window_block',
+           'dense_block', 'first_pruned_block']
 
 
 class WindowPathOptions(NamedTuple):
@@ -102,11 +103,94 @@ def _swin_block_ops(block, x, hw_shape):
     return block.ffn(block.norm2(y), identity=y)
 
 
-def first_pruned_block(ratios: Sequence[float], force_window_path: bool) -> Optional[int]:
-    """b*: the first block with r > 0 (0 when the window path is forced), ``None`` for a dense stage."""
-    if force_window_path:
-        return 0
-    return next((i for i, r in enumerate(ratios) if r > 0), None)
+class WindowPath:
+    """A stage on the window path from b* on: the zero-padded buffer and the window rankings.
+
+    Entering scores the tokens once (both parities' rankings come from this same map, §2.4) and copies
+    ``x`` into a private ``(B * Hp * Wp, C)`` buffer that :func:`window_block` updates in place.
+
+    Args:
+        x: ``(B, H * W, C)`` input of block b*.
+        hw_shape: ``(H, W)``.
+        window_size: the stage's window size.
+        options, cache: as in :func:`sparse_stage_forward`.
+    """
+
+    def __init__(self, x: torch.Tensor, hw_shape: Tuple[int, int], window_size: int,
+                 options: WindowPathOptions, cache: GeometryCache):
+        self.batch, _, self.channels = x.shape
+        self.hw_shape = hw_shape
+        self.window_size = window_size
+        self.options = options
+        self.cache = cache
+        h, w = hw_shape
+        self.geo = geo = stage_geometry(h, w, window_size)
+        self.tokens_per_image = geo.padded_height * geo.padded_width
+        self.token_sq = token_scores(x, options.score_mode)
+        if geo.padded:
+            buf = torch.nn.functional.pad(x.view(self.batch, h, w, self.channels),
+                                          (0, 0, 0, geo.pad_r, 0, geo.pad_b))
+            self.buf = buf.view(self.batch * self.tokens_per_image, self.channels)
+            self.valid_map = cache.valid(geo, x.device)
+        else:
+            # a private copy: blocks write into it in place
+            self.buf = x.reshape(self.batch * self.tokens_per_image, self.channels).clone()
+            self.valid_map = None
+        self.rankings: Dict[int, torch.Tensor] = {}
+
+    def index(self, shift: int) -> torch.Tensor:
+        """``(nW, ws*ws)`` token index of the regular (``shift == 0``) or shifted partition."""
+        return self.cache.token_index(self.geo, self.window_size, shift, self.buf.device)
+
+    def ranking(self, shift: int) -> torch.Tensor:
+        """``(B, nW)`` window ids of the partition, most important first (computed once per parity)."""
+        if shift not in self.rankings:
+            self.rankings[shift] = rank_windows(window_scores(self.token_sq, self.geo, self.index(shift)))
+        return self.rankings[shift]
+
+    def output(self) -> torch.Tensor:
+        """``(B, H * W, C)``: the buffer without its padding."""
+        h, w = self.hw_shape
+        out = self.buf.view(self.batch, self.geo.padded_height, self.geo.padded_width, self.channels)
+        if self.geo.padded:
+            out = out[:, :h, :w, :]
+        return out.reshape(self.batch, h * w, self.channels)
+
+
+def window_block(block: torch.nn.Module, path: WindowPath, k: int) -> torch.Tensor:
+    """Run ``block`` on the top-``k`` windows of its partition, in place in ``path.buf``.
+
+    Returns:
+        ``(B, k)`` the kept window ids (regular or shifted numbering by the block's parity). With
+        ``k == 0`` nothing is computed: the block is the identity (§2.2).
+    """
+    shift = block.attn.shift_size
+    kept = path.ranking(shift)[:, :k]
+    if k == 0:
+        return kept
+    index = path.index(shift)
+    cache, options, device = path.cache, path.options, path.buf.device
+    flat = flat_token_index(kept, index, path.tokens_per_image)
+    mask = None
+    if shift > 0:
+        mask = cache.mask(path.geo, path.window_size, shift, device, path.buf.dtype).index_select(
+            0, kept.reshape(-1))
+    valid = fill = None
+    if path.valid_map is not None:
+        valid = path.valid_map[index[kept]].view(-1, 1)
+        fill = pad_fill_value(block, options.pad_mode, path.buf)
+    bias = relative_position_bias(block.attn.w_msa, cache.bias)  # cached only without grad
+    xs = path.buf.index_select(0, flat)
+    # the fused kernel is an inference path: no gradient, no attention dropout
+    fused = (options.fused_attention and not torch.is_grad_enabled()
+             and not (block.training and block.attn.w_msa.attn_drop.p > 0))
+    if block.with_cp and xs.requires_grad:
+        z = cp.checkpoint(
+            block_on_windows, block, xs, path.batch, bias, mask, valid, fill, use_reentrant=False)
+    else:
+        z = block_on_windows(block, xs, path.batch, bias, mask, valid, fill, fused)
+    path.buf.index_copy_(0, flat, z)
+    return kept
 
 
 def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
@@ -132,66 +216,17 @@ def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
         ``(B, H * W, C)`` stage output (processed and copied-through tokens).
     """
     bstar = first_pruned_block(ratios, options.force_window_path)
-    if bstar is None:
-        for block in blocks:
-            x = dense_block(block, x, hw_shape, cache)
-        if record is not None:
-            record.extend([None] * len(blocks))
-        return x
-    for block in blocks[:bstar]:
+    num_dense = len(blocks) if bstar is None else bstar
+    for block in blocks[:num_dense]:
         x = dense_block(block, x, hw_shape, cache)
     if record is not None:
-        record.extend([None] * bstar)
-
-    b, _, c = x.shape
-    h, w = hw_shape
-    ws = blocks[0].attn.window_size
-    geo = stage_geometry(h, w, ws)
-    hpwp = geo.padded_height * geo.padded_width
-    # the score is taken once, at b*, and both parities' rankings come from this same map (§2.4)
-    token_sq = token_scores(x, options.score_mode)
-    if geo.padded:
-        buf = torch.nn.functional.pad(x.view(b, h, w, c), (0, 0, 0, geo.pad_r, 0, geo.pad_b))
-        buf = buf.view(b * hpwp, c)
-        valid_map = cache.valid(geo, x.device)
-    else:
-        # a private copy: blocks write into it in place
-        buf = x.reshape(b * hpwp, c).clone()
-        valid_map = None
-    rankings: Dict[int, torch.Tensor] = {}
+        record.extend([None] * num_dense)
+    if bstar is None:
+        return x
+    path = WindowPath(x, hw_shape, blocks[0].attn.window_size, options, cache)
     for i in range(bstar, len(blocks)):
-        block = blocks[i]
-        shift = block.attn.shift_size
-        index = cache.token_index(geo, ws, shift, x.device)
-        if shift not in rankings:
-            rankings[shift] = rank_windows(window_scores(token_sq, geo, index))
-        k = num_kept_windows(geo.num_windows, ratios[i], options.keep_rounding, options.min_keep)
-        kept = rankings[shift][:, :k]
+        k = num_kept_windows(path.geo.num_windows, ratios[i], options.keep_rounding, options.min_keep)
+        kept = window_block(blocks[i], path, k)
         if record is not None:
             record.append(kept)
-        if k == 0:
-            continue  # the block is the identity (§2.2)
-        flat = flat_token_index(kept, index, hpwp)
-        mask = None
-        if shift > 0:
-            mask = cache.mask(geo, ws, shift, x.device, x.dtype).index_select(0, kept.reshape(-1))
-        valid = fill = None
-        if valid_map is not None:
-            valid = valid_map[index[kept]].view(-1, 1)
-            fill = pad_fill_value(block, options.pad_mode, x)
-        bias = relative_position_bias(block.attn.w_msa, cache.bias)  # cached only without grad
-        xs = buf.index_select(0, flat)
-        # the fused kernel is an inference path: no gradient, no attention dropout
-        fused = (options.fused_attention and not torch.is_grad_enabled()
-                 and not (block.training and block.attn.w_msa.attn_drop.p > 0))
-        if block.with_cp and xs.requires_grad:
-            z = cp.checkpoint(
-                block_on_windows, block, xs, b, bias, mask, valid, fill, use_reentrant=False)
-        else:
-            z = block_on_windows(block, xs, b, bias, mask, valid, fill, fused)
-        buf.index_copy_(0, flat, z)
-
-    out = buf.view(b, geo.padded_height, geo.padded_width, c)
-    if geo.padded:
-        out = out[:, :h, :w, :]
-    return out.reshape(b, h * w, c)
+    return path.output()

@@ -1,0 +1,120 @@
+"""Times each part of a ``SparseSwin`` forward on its own, for the latency look-up table (spec §5).
+
+``LatencyLUT.measure`` adds the parts up; timing them alone, on the very inputs the dense forward feeds
+each stage, keeps what does not scale per block (scoring, the padded copy, the rankings) out of the
+block entries, which is where a LUT calibrated from whole-model timings goes wrong.
+"""
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+
+from mmsparse.sparsity.latency import BlockTimer, LatencyLUT, device_name, distributed_iqm, time_fn
+from mmsparse.sparsity.window_selection import stage_geometry
+from .sparse_swin_stage import WindowPath, dense_block, window_block
+
+__all__ = ['SwinBlockTimer', 'measure_swin_lut']
+
+
+class SwinBlockTimer(BlockTimer):
+    """A :class:`~mmsparse.sparsity.latency.BlockTimer` for a ``SparseSwin``.
+
+    Args:
+        backbone: the ``SparseSwin`` (put in eval mode; its ratios are left as they were).
+        input_shape: ``(H, W)`` of the images in pixels.
+        batch: images per forward.
+        device: where to time (CUDA timings are synchronised per call).
+        warmup, iters: untimed and timed calls per part; the IQM over every process's samples is
+            returned (``distributed_iqm``), in ms.
+        chunk: parts are timed ``chunk`` calls at a time (``time_fn``), so on a GPU their launches
+            overlap their kernels as inside a whole forward; the whole model is timed call by call,
+            like the direct measurement the LUT is rated against.
+        measure: ``measure(fn) -> float`` replaces the timing, e.g. an operator counter, which makes
+            the LUT's additivity exactly checkable.
+    """
+
+    def __init__(self, backbone: torch.nn.Module, input_shape: Sequence[int], batch: int = 1,
+                 device=None, warmup: int = 200, iters: int = 300,
+                 measure: Optional[Callable[[Callable], float]] = None, chunk: int = 10):
+        self.backbone = backbone.eval()
+        self.device = torch.device(device or 'cpu')
+        if measure is None:
+            self.measure = lambda fn: distributed_iqm(time_fn(fn, warmup, iters, self.device, chunk))
+            self.measure_whole = lambda fn: distributed_iqm(time_fn(fn, warmup, iters, self.device))
+        else:
+            self.measure = self.measure_whole = measure
+        self.images = torch.randn(int(batch), 3, *input_shape, device=self.device)
+        with torch.inference_mode():
+            self.stage_inputs = backbone.stage_inputs(self.images)
+        #: windows per image of each stage at this input shape
+        self.num_windows = [
+            stage_geometry(h, w, stage.blocks[0].attn.window_size).num_windows
+            for (_, (h, w)), stage in zip(self.stage_inputs, backbone.stages)
+        ]
+
+    def _time(self, fn, measure=None) -> float:
+        with torch.inference_mode():
+            return float((measure or self.measure)(fn))
+
+    def _stage(self, stage: int) -> Tuple[List[torch.nn.Module], torch.Tensor, Tuple[int, int]]:
+        x, hw_shape = self.stage_inputs[stage]
+        return self.backbone.stages[stage].blocks, x, hw_shape
+
+    def _enter(self, stage: int) -> WindowPath:
+        blocks, x, hw_shape = self._stage(stage)
+        bb = self.backbone
+        return WindowPath(x, hw_shape, blocks[0].attn.window_size, bb.window_options, bb._geometry_cache)
+
+    def dense_block(self, stage: int, block: int) -> float:
+        blocks, x, hw_shape = self._stage(stage)
+        return self._time(lambda: dense_block(blocks[block], x, hw_shape, self.backbone._geometry_cache))
+
+    def stage_entry(self, stage: int) -> float:
+        shifts = sorted({blk.attn.shift_size for blk in self._stage(stage)[0]})
+
+        def enter_and_leave():
+            path = self._enter(stage)
+            for shift in shifts:
+                path.ranking(shift)
+            return path.output()
+
+        return self._time(enter_and_leave)
+
+    def window_block(self, stage: int, block: int, k: int) -> float:
+        blk = self._stage(stage)[0][block]
+        with torch.inference_mode():
+            path = self._enter(stage)
+            path.ranking(blk.attn.shift_size)  # ranked once on entry, not per block
+        return self._time(lambda: window_block(blk, path, k))
+
+    def whole(self, block_ratios) -> float:
+        with self.backbone.temporary_pruning_ratios(block_ratios):
+            return self._time(lambda: self.backbone(self.images), self.measure_whole)
+
+
+def measure_swin_lut(backbone: torch.nn.Module, input_shape: Sequence[int], choices: Sequence[float],
+                     batch: int = 1, device=None, warmup: int = 200, iters: int = 300,
+                     device_label: Optional[str] = None, rounds: int = 1, progress=None,
+                     measure: Optional[Callable[[Callable], float]] = None,
+                     chunk: int = 10, fit_configs: Optional[list] = None) -> LatencyLUT:
+    """``LatencyLUT.measure`` of a ``SparseSwin`` through its :class:`SwinBlockTimer`.
+
+    Args:
+        backbone: the ``SparseSwin``; its window options (rounding, ``min_keep``, forced window
+            path) are the LUT's.
+        input_shape: ``(H, W)`` in pixels.
+        choices: the ratio grid; one entry per block and distinct k it gives.
+        batch, device, warmup, iters: as in :class:`SwinBlockTimer`.
+        device_label: the LUT key's device name (default ``device_name(device)``).
+        rounds, progress: as in ``LatencyLUT.measure``.
+        measure, chunk: as in :class:`SwinBlockTimer`.
+        fit_configs: configurations (e.g. draws of the search space) to fit the LUT's fixed part
+            and path scales on, from whole-model timings (``LatencyLUT.fit``); None: no fit.
+    """
+    timer = SwinBlockTimer(backbone, input_shape, batch, device, warmup, iters, measure, chunk)
+    options = backbone.window_options
+    meta = dict(device=device_label or device_name(device), shape=[int(v) for v in input_shape],
+                batch=int(batch))
+    lut = LatencyLUT.measure(timer, timer.num_windows, backbone.depths, choices, meta,
+                             options.keep_rounding, options.min_keep, options.force_window_path,
+                             rounds, progress)
+    return lut.fit(timer.whole, fit_configs) if fit_configs else lut

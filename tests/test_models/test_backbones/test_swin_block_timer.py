@@ -1,0 +1,71 @@
+"""The latency LUT's decomposition of a real SparseSwin forward (spec sparsevit.md §5, issue 7).
+
+Timing is noisy, so exactness is checked with a deterministic additive cost instead: the number of
+aten operators a call dispatches. If the LUT's parts (dense blocks, window-path entries, window blocks
+at each k, the fixed rest) cover the forward exactly once, its estimate equals the whole forward's count
+for every configuration. Real timings are rated by ``tools/analysis_tools/lut_accuracy.py``.
+"""
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from mmsparse.models.backbones import SparseSwin, SwinBlockTimer, measure_swin_lut
+from mmsparse.sparsity.search_space import SwinRatioSpace
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts aten operator calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(fn):
+    fn()  # fills the geometry and bias caches, as the timer's warm-up does
+    with OpCounter() as counter:
+        fn()
+    return counter.calls
+
+
+def tiny_swin(**kwargs):
+    torch.manual_seed(0)
+    return SparseSwin(embed_dims=16, depths=(2, 2, 4, 2), num_heads=(1, 1, 2, 2), mlp_ratio=2,
+                      patch_size=2, strides=(2, 2, 2, 2), out_indices=(0, 1, 2, 3), init_cfg=None,
+                      **kwargs).eval()
+
+
+@pytest.mark.parametrize('options', [dict(), dict(force_window_path=True), dict(pad_mode='reference')])
+def test_lut_parts_cover_the_forward_exactly(options):
+    swin = tiny_swin(**options)
+    shape = (60, 92)  # padded at every stage: 30x46 -> 35x49 tokens, ... down to one window
+    space = SwinRatioSpace(swin.depths)
+    lut = measure_swin_lut(swin, shape, space.choices, batch=2, device_label='ops', measure=count_ops)
+    assert lut.num_windows == [35, 12, 4, 1]
+    assert lut.force_window_path == bool(options.get('force_window_path'))
+    assert len(lut.dense_ms) == (0 if lut.force_window_path else 10) and len(lut.entry_ms) == 4
+    assert lut.fixed_ms > 0  # patch embedding, merges and output norms
+    whole = SwinBlockTimer(swin, shape, batch=2, measure=count_ops).whole
+    rng = np.random.default_rng(0)
+    configs = [[[0.0] * d for d in swin.depths], [[.8, .8], [.8, .8], [.8, .8, .8, .8], [.8, .8]],
+               [[0, 0], [0, 0], [0, 0, .3, .3], [0, 0]]]
+    configs += [space.to_block_ratios(space.sample(rng)) for _ in range(12)]
+    for cfg in configs:
+        assert lut.estimate(cfg) == whole(cfg), cfg
+
+
+def test_timer_leaves_the_backbone_as_it_was():
+    swin = tiny_swin(pruning_ratios=[[.5, .5], [0, 0], [0, 0, .2, .2], [0, 0]])
+    before = swin.get_pruning_ratios()
+    timer = SwinBlockTimer(swin, (56, 56), warmup=1, iters=3)
+    assert [x.shape for x, _ in timer.stage_inputs] == [(1, 784, 16), (1, 196, 32), (1, 49, 64),
+                                                         (1, 16, 128)]
+    times = [timer.stage_entry(0), timer.dense_block(1, 1), timer.window_block(2, 3, 1),
+             timer.window_block(0, 0, 0), timer.whole([[.8] * d for d in swin.depths])]
+    assert all(t > 0 for t in times)
+    assert swin.get_pruning_ratios() == before and not swin.training
