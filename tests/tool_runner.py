@@ -43,6 +43,26 @@ def train_losses(work_dir):
     return {r['iter']: r['loss'] for r in read_scalars(work_dir) if 'loss' in r}
 
 
+def train_briefly(config, work_dir, data_options, iters, warmup_iters, extra=(), env=None):
+    """``tools/train.py`` for ``iters`` iterations without validation, logging every iteration and
+    checkpointing once at the end (``iter_<iters>.pth``); ``warmup_iters`` ends the first scheduler."""
+    run_tool(['train.py', config, '--work-dir', work_dir, '--cfg-options', *data_options,
+              f'train_cfg.max_iters={iters}', 'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
+              f'default_hooks.checkpoint.interval={iters}', f'param_scheduler.0.end={warmup_iters}', *extra],
+             env=env)
+    return work_dir
+
+
+def assert_loss_drops(work_dir, iters, factor, window):
+    """Every iteration logged a loss, and the mean of the last ``window`` is below ``factor`` times the
+    mean of the first ``window``."""
+    losses = train_losses(work_dir)
+    assert sorted(losses) == list(range(1, iters + 1))
+    first = sum(losses[i] for i in range(1, window + 1)) / window
+    last = sum(losses[i] for i in range(iters - window + 1, iters + 1)) / window
+    assert last < factor * first, (first, last)
+
+
 def read_test_metrics(work_dir):
     """Metrics ``tools/test.py`` wrote to ``<work_dir>/<timestamp>/<timestamp>.json`` (newest run)."""
     stamp = sorted(d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d)))[-1]

@@ -90,8 +90,9 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
         lut = _measure_lut(backbone, c, input_shape, device, dev, space)
         if is_main_process():
             lut.save(path)
-        print_log(f'latency LUT for {lut.key} measured (dense {lut.fixed_ms:.3f} ms) and saved to {path}',
-                  logger='current')
+        dense_ms = lut.estimate([[0.0] * d for d in lut.depths])
+        print_log(f'latency LUT for {lut.key} measured (dense {dense_ms:.3f} ms; fit {lut.fit_report}) '
+                  f'and saved to {path}', logger='current')
     if lut is None:
         raise FileNotFoundError(f'no latency LUT for {LatencyLUT.make_key(dev, input_shape, batch)} in '
                                 f'{path} (build_lut=False): measure one, or set constraint.direct=True')
