@@ -79,7 +79,8 @@ def time_fn(fn, warmup=200, iters=300, device=None, chunk=1):
         list[float]: ``max(1, iters // chunk)`` wall times in ms, one per chunk, per call.
     """
     if warmup < 0 or iters < 1 or chunk < 1:
-        raise ValueError(f'warmup must be >= 0, iters >= 1 and chunk >= 1, got {warmup}, {iters}, {chunk}')
+        raise ValueError(f'warmup must be >= 0, iters >= 1 and chunk >= 1, got {warmup}, {iters}, '
+                         f'{chunk}')
     cuda = device is not None and torch.device(device).type == 'cuda'
 
     def sync():

@@ -201,7 +201,8 @@ def test_lut_fit_recovers_path_scales():
     lut, timer = _toy_lut()
     rng = np.random.default_rng(0)
     space = SwinRatioSpace()
-    configs = [space.to_block_ratios(space.sample(rng)) for _ in range(8)] + [[[0.0] * d for d in space.depths]]
+    configs = [space.to_block_ratios(space.sample(rng)) for _ in range(8)]
+    configs.append([[0.0] * d for d in space.depths])
 
     def skewed(cfg):
         dense, window = lut.path_sums(cfg)

@@ -101,8 +101,8 @@ def main(argv=None):
 
     print(f'# latency LUT vs direct timing: {lut.key}, torch {torch.__version__}, threads '
           f'{torch.get_num_threads()}, LUT measured in {lut_s} s ({len(lut.table)} window-path '
-          f'entries, warmup {lut_warmup}, iters {lut_iters}, {args.lut_rounds} rounds); direct: warmup {args.warmup}, iters '
-          f'{args.iters}, IQM')
+          f'entries, warmup {lut_warmup}, iters {lut_iters}, {args.lut_rounds} rounds); direct: warmup '
+          f'{args.warmup}, iters {args.iters}, IQM')
     print('| configuration | direct ms | ' + ' | '.join(f'{k} ms | {k} error' for k in luts) + ' |')
     print('|---|---|' + '---|---|' * len(luts))
     for row in rows:

@@ -52,7 +52,8 @@ class EvolutionSearchLoop(BaseLoop):
             ``mmsparse.sparsity.cost.swin_macs`` with ``cost_kwargs``) or ``kind='latency'`` (ms,
             from the LUT file ``lut`` keyed by device/shape/batch, measured block by block when
             missing (``lut_warmup``, ``lut_iters``, ``lut_rounds``, ``lut_fit``: see
-            ``search_constraints.build_latency_fn``), or timed per candidate with ``direct=True``, ``warmup``, ``iters``;
+            ``search_constraints.build_latency_fn``), or timed per candidate with ``direct=True``,
+            ``warmup``, ``iters``;
             ``validate=N`` compares the LUT with direct timing on N random configurations and logs
             the error); ``max`` and/or ``min`` bound it.
         input_shape (tuple[int, int]): image size for MACs and latency. Default (672, 672).

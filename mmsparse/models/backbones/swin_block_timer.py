@@ -22,7 +22,7 @@ class SwinBlockTimer(BlockTimer):
         backbone: the ``SparseSwin`` (put in eval mode; its ratios are left as they were).
         input_shape: ``(H, W)`` of the images in pixels.
         batch: images per forward.
-        device: where to time (CUDA timings are synchronised per call).
+        device: where to time (on CUDA the clock reads are synchronised).
         warmup, iters: untimed and timed calls per part; the IQM over every process's samples is
             returned (``distributed_iqm``), in ms.
         chunk: parts are timed ``chunk`` calls at a time (``time_fn``), so on a GPU their launches
