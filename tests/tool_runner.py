@@ -13,7 +13,11 @@ def run_tool(args, timeout=900, env=None, check=True):
 
     Returns the ``CompletedProcess``; with ``check`` a non-zero exit raises with the output tail.
     """
-    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, PYTHONUNBUFFERED='1', **(env or {}))
+    inherited = dict(os.environ)
+    # tests/conftest.py sets numba's CUDA simulator for this process; the tools must choose it
+    # themselves, as they do for a user's shell
+    inherited.pop('NUMBA_ENABLE_CUDASIM', None)
+    full_env = dict(inherited, PYTHONPATH=REPO_ROOT, PYTHONUNBUFFERED='1', **(env or {}))
     if args[0].endswith('.sh'):
         cmd = ['bash', osp.join(REPO_ROOT, 'tools', args[0])] + list(args[1:])
         full_env['PYTHON'] = sys.executable

@@ -14,9 +14,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+from run_common import set_env_defaults  # noqa: E402
+
+set_env_defaults()  # before mmdet3d imports numba: KittiMetric scores candidates on CPU too
+
 from mmengine.config import DictAction  # noqa: E402
 
-from run_common import build_runner, load_config  # noqa: E402
+from run_common import build_runner, load_config, run_main  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -86,4 +90,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

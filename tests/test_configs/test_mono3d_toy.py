@@ -91,21 +91,22 @@ def test_saa_training_samples_ratios(dense_run, toy_kitti, tmp_path):
 
 
 def test_search_config_runs(dense_run, toy_kitti, tmp_path):
-    """The toy search config as a train loop, at its smallest (one population of 2): candidates within
-    the MACs budget, scored by the KITTI metric, and the fine-tune config written with the best ratios."""
+    """``tools/search.py`` on the toy search config, at its smallest (one population of 2): candidates
+    within the MACs budget, scored by the KITTI metric, and the fine-tune config written with the best
+    ratios."""
     pytest.importorskip('mmsparse.engine.loops.evolution_search_loop')
     from mmengine.config import Config
 
     from mmsparse.sparsity.cost import swin_macs
     work = str(tmp_path / 'search')
     budget = 0.2  # G MACs at 96x160 (dense 0.279)
-    run_tool(['train.py', SEARCH_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_kitti) +
-             [f'train_cfg.dataloader.dataset.data_root={toy_kitti}/',  # resolved when the config was parsed
-              f'train_cfg.evaluator.ann_file={toy_kitti}/kitti_infos_val.pkl',
-              f'load_from={dense_run}/iter_{ITERS}.pth', f'train_cfg.input_shape=({HEIGHT},{WIDTH})',
-              f'train_cfg.constraint.max={budget}', 'train_cfg.population=2', 'train_cfg.parents=2',
-              'train_cfg.num_mutation=1', 'train_cfg.num_crossover=1', 'train_cfg.generations=1',
-              'train_cfg.report_references=False', 'train_cfg.finetune_name=toy'], env=ENV)
+    # through tools/search.py, which must pick numba's CUDA simulator for KittiMetric by itself
+    run_tool(['search.py', SEARCH_CONFIG, f'{dense_run}/iter_{ITERS}.pth', '--work-dir', work,
+              '--budget', str(budget), '--cfg-options'] + data_opts(toy_kitti) +
+             [f'search_loop.input_shape=({HEIGHT},{WIDTH})', 'search_loop.population=2',
+              'search_loop.parents=2', 'search_loop.num_mutation=1', 'search_loop.num_crossover=1',
+              'search_loop.generations=1', 'search_loop.report_references=False',
+              'search_loop.finetune_name=toy'], env=ENV)
     history = [json.loads(line) for line in open(osp.join(work, 'search_history.jsonl'))]
     joined = [r for r in history if r['joined']]
     assert len(joined) == 2
