@@ -200,6 +200,10 @@ class SwinRatioSpace:
                 genes[name] = self.choices[i]
         return genes
 
+    def sample_block_ratios(self, rng, n):
+        """``n`` draws of :meth:`sample`, each as per-stage per-block ratios (:meth:`to_block_ratios`)."""
+        return [self.to_block_ratios(self.sample(rng)) for _ in range(int(n))]
+
     def sample_at(self, seed, iteration):
         """The SAA configuration of training iteration ``iteration``: a function of (seed, iteration)
         only, so every rank draws the same one and a resumed run repeats the sequence (§4)."""

@@ -395,3 +395,18 @@ def test_search_on_sparse_swin(tmp_path, one_thread):
     # the search beats uniform 0.5 (feasible here) in fidelity at no more MACs than the budget
     assert refs['uniform_0.5']['feasible'] and best['fitness'] >= refs['uniform_0.5']['fitness']
     assert model.backbone.get_pruning_ratios() == loop.space.to_block_ratios(best['genes'])
+
+
+@pytest.mark.parametrize('constraint, message', [
+    (dict(kind='flops', max=1.0), r"constraint.kind must be one of \('macs', 'latency'\), got 'flops'"),
+    (dict(kind='macs', min=2.0, max=1.0), r'constraint.min \(2.0\) must not exceed constraint.max \(1.0\)'),
+    (dict(kind='latency', max=9.0, lut_rounds=0), r'constraint.lut_rounds must be >= 1 .* got 0'),
+    (dict(kind='latency', max=9.0, lut_fit=3), r'constraint.lut_fit must be 0 \(no fit\) or >= 4 .* got 3'),
+    (dict(kind='latency', max=9.0, lut_fit=-1), r'constraint.lut_fit must be 0 .* got -1'),
+])
+def test_bad_constraint_is_refused_naming_the_field(constraint, message):
+    from mmsparse.engine.loops.search_constraints import check_constraint
+    with pytest.raises(ValueError, match=message):
+        check_constraint(constraint)
+    ok = check_constraint(dict(kind='latency', max=9.0, lut_fit=0, lut_rounds=1))
+    assert ok == dict(kind='latency', max=9.0, lut_fit=0, lut_rounds=1, batch=1)

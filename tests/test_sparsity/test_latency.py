@@ -201,7 +201,7 @@ def test_lut_fit_recovers_path_scales():
     lut, timer = _toy_lut()
     rng = np.random.default_rng(0)
     space = SwinRatioSpace()
-    configs = [space.to_block_ratios(space.sample(rng)) for _ in range(8)]
+    configs = space.sample_block_ratios(rng, 8)
     configs.append([[0.0] * d for d in space.depths])
 
     def skewed(cfg):
@@ -211,7 +211,7 @@ def test_lut_fit_recovers_path_scales():
     fitted = lut.fit(skewed, configs)
     assert fitted.fit_report['used'] and fitted.fit_report['max_abs_residual'] < 1e-9
     assert (fitted.fixed_ms, fitted.dense_scale, fitted.window_scale) == pytest.approx((3.0, 0.9, 0.8))
-    unseen = [space.to_block_ratios(space.sample(rng)) for _ in range(5)]
+    unseen = space.sample_block_ratios(rng, 5)
     for cfg in unseen:
         assert fitted.estimate(cfg) == pytest.approx(skewed(cfg), rel=1e-9)
         assert lut.estimate(cfg) == pytest.approx(timer.whole(cfg), rel=1e-12)  # the original is kept

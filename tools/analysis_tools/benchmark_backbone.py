@@ -27,21 +27,26 @@ SPARSE_ONLY_ARGS = ('pruning_ratios', 'score_mode', 'pad_mode', 'keep_rounding',
                     'record_selection', 'force_window_path', 'fused_attention')
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def add_backbone_args(p):
+    """The arguments every Swin backbone benchmark takes: which backbone, input, device, kernels, seed."""
     p.add_argument('config', help='config file (or mmdet::... path) with a Swin backbone')
-    p.add_argument('--ratios', nargs='+', default=list(NAMED_RATIOS),
-                   help=f'named sets {list(NAMED_RATIOS)} or JSON lists (default: all named)')
     p.add_argument('--shape', nargs=2, type=int, default=[672, 672], metavar=('H', 'W'))
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--unfused', action='store_true',
+                   help='op-by-op window attention instead of the fused SDPA kernel')
+    p.add_argument('--seed', type=int, default=0, help='random seed (weights, drawn configurations)')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_backbone_args(p)
+    p.add_argument('--ratios', nargs='+', default=list(NAMED_RATIOS),
+                   help=f'named sets {list(NAMED_RATIOS)} or JSON lists (default: all named)')
     p.add_argument('--repeat', type=int, default=20, help='timed rounds')
     p.add_argument('--warmup', type=int, default=3, help='untimed rounds')
     p.add_argument('--amp', action='store_true', help='autocast: bf16 on CPU, fp16 on CUDA')
-    p.add_argument('--unfused', action='store_true',
-                   help='op-by-op window attention instead of the fused SDPA kernel')
-    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, help='also write the rows to this JSON file')
     return p.parse_args(argv)
 

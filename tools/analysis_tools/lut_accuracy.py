@@ -20,16 +20,12 @@ import time
 import numpy as np
 import torch
 
-from benchmark_backbone import build_models, load_backbone_cfg
+from benchmark_backbone import add_backbone_args, build_models, load_backbone_cfg
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('config', help='config file (or mmdet::... path) with a Swin backbone')
-    p.add_argument('--shape', nargs=2, type=int, default=[672, 672], metavar=('H', 'W'))
-    p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    add_backbone_args(p)
     p.add_argument('--configs', type=int, default=10, help='random configurations to check')
     p.add_argument('--warmup', type=int, default=20, help='untimed calls per direct timing')
     p.add_argument('--iters', type=int, default=50, help='timed calls per direct timing')
@@ -42,8 +38,6 @@ def parse_args(argv=None):
                    help='random configurations the fitted LUT is fitted on (LatencyLUT.fit)')
     p.add_argument('--calibrated', action='store_true',
                    help='also rate the LUT calibrated from whole-backbone timings')
-    p.add_argument('--unfused', action='store_true', help='op-by-op window attention')
-    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
     return p.parse_args(argv)
 
@@ -76,7 +70,7 @@ def main(argv=None):
         fit_rng = np.random.default_rng(args.seed + 1)  # draws apart from the rated ones
         luts[label + ', fitted'] = fitted = lut.fit(
             direct_latency_fn(sparse, shape, args.batch, args.device, lut_warmup, lut_iters),
-            [space.to_block_ratios(space.sample(fit_rng)) for _ in range(args.fit_configs)])
+            space.sample_block_ratios(fit_rng, args.fit_configs))
         lut_s[label + ', fit'] = round(time.perf_counter() - start, 1)
         print(f'# {label}: fit {fitted.fit_report}')
     direct = direct_latency_fn(sparse, shape, args.batch, args.device, args.warmup, args.iters)
@@ -89,7 +83,8 @@ def main(argv=None):
     configs = [('dense', [[0.0] * d for d in sparse.depths])]
     configs += [(name, [list(s) for s in validate_pruning_ratios(r, sparse.depths)])
                 for name, r in PUBLISHED_RATIOS.items() if name != 'dense']
-    configs += [(f'random {i}', space.to_block_ratios(space.sample(rng))) for i in range(args.configs)]
+    drawn = space.sample_block_ratios(rng, args.configs)
+    configs += [(f'random {i}', ratios) for i, ratios in enumerate(drawn)]
     rows = []
     for name, block_ratios in configs:
         ms = direct(block_ratios)

@@ -25,6 +25,12 @@ def check_constraint(constraint):
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f'constraint.min ({lo}) must not exceed constraint.max ({hi})')
     c.setdefault('batch', 1)
+    if int(c.get('lut_rounds', 3)) < 1:
+        raise ValueError(f"constraint.lut_rounds must be >= 1 (passes over the LUT entries), got "
+                         f"{c['lut_rounds']!r}")
+    if int(c.get('lut_fit', 16)) < 0 or 0 < int(c.get('lut_fit', 16)) < 4:
+        raise ValueError(f"constraint.lut_fit must be 0 (no fit) or >= 4 configurations (3 coefficients), "
+                         f"got {c['lut_fit']!r}")
     return c
 
 
@@ -98,7 +104,8 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
                                 f'{path} (build_lut=False): measure one, or set constraint.direct=True')
     errors = None
     if c.get('validate', 0):
-        configs = _random_configs(space, int(c['validate']), int(c.get('validate_seed', 12345)))
+        rng = np.random.default_rng(int(c.get('validate_seed', 12345)))  # not the search RNG
+        configs = space.sample_block_ratios(rng, c['validate'])
         errors = lut.relative_errors(configs, direct)
         print_log(f'latency LUT vs direct timing on {len(configs)} configurations: relative errors '
                   f'{[round(e, 4) for e in errors]}, max |error| {max(abs(e) for e in errors):.2%} '
@@ -126,9 +133,9 @@ def _measure_lut(backbone, c, input_shape, device, dev, space):
                 bars.append(ProgressBar(total))
             bars[0].update()
 
+        fit_configs = space.sample_block_ratios(np.random.default_rng(54321), c.get('lut_fit', 16))
         return measure_swin_lut(backbone, input_shape, space.choices, batch, device, warmup, iters, dev,
-                                int(c.get('lut_rounds', 3)), progress,
-                                fit_configs=_random_configs(space, int(c.get('lut_fit', 16)), 54321))
+                                int(c.get('lut_rounds', 3)), progress, fit_configs=fit_configs)
     from mmsparse.sparsity.cost import swin_macs_breakdown
     kwargs = swin_cost_kwargs(backbone)
     num_windows = swin_macs_breakdown(tuple(input_shape), None, **kwargs)['num_windows']
@@ -136,9 +143,3 @@ def _measure_lut(backbone, c, input_shape, device, dev, space):
     meta = dict(device=dev, shape=list(input_shape), batch=batch)
     return LatencyLUT.calibrate(timer, num_windows, list(space.depths), space.choices, meta,
                                 kwargs.get('keep_rounding', 'exact'), kwargs.get('min_keep', 0))
-
-
-def _random_configs(space, n, seed):
-    """``n`` block-ratio draws of ``space`` from their own RNG (not the search's)."""
-    rng = np.random.default_rng(seed)
-    return [space.to_block_ratios(space.sample(rng)) for _ in range(n)]

@@ -54,7 +54,7 @@ def test_lut_parts_cover_the_forward_exactly(options):
     rng = np.random.default_rng(0)
     configs = [[[0.0] * d for d in swin.depths], [[.8, .8], [.8, .8], [.8, .8, .8, .8], [.8, .8]],
                [[0, 0], [0, 0], [0, 0, .3, .3], [0, 0]]]
-    configs += [space.to_block_ratios(space.sample(rng)) for _ in range(12)]
+    configs += space.sample_block_ratios(rng, 12)
     for cfg in configs:
         assert lut.estimate(cfg) == whole(cfg), cfg
 
