@@ -3,14 +3,14 @@
 #   make test   set everything up, then run the whole test suite
 # Both create/refresh the virtualenv .venv first (make install); every step is idempotent.
 VENV   ?= .venv
-PY     := $(VENV)/bin/python
+PY     := $(abspath $(VENV))/bin/python
 TASK   ?= det
 PYTEST_ARGS ?=
 
 .PHONY: install test demo clean-venv
 
 install:
-	@bash tools/install/install.sh $(VENV)
+	@bash tools/install/install.sh $(abspath $(VENV))
 
 test: install
 	@start=$$(date +%s); \

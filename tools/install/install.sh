@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Create or refresh the project virtualenv (.venv) with the whole pinned stack, idempotently.
 #
-#   bash tools/install/install.sh [VENV_DIR]
+#   bash tools/install/install.sh [VENV_DIR]        (any path, relative to the current directory)
 #
 # Skips everything when the venv's stamp matches the hash of requirements/, setup.py and this
-# folder; otherwise (re)installs step by step and prints how long each step took.
+# folder; otherwise (re)installs step by step and prints how long each step took. The stamp is
+# written last, so an interrupted or failed install is never taken for a finished one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${1:-$root/.venv}
+# every path handed on is absolute (the mmcv build runs from another directory)
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
+mkdir -p "$(dirname "$venv")"
+venv="$(cd "$(dirname "$venv")" && pwd)/$(basename "$venv")"
+rerun="bash $root/tools/install/install.sh $venv"
 stamp="$venv/.mmsparse-install-stamp"
 want=$(cat "$root"/requirements/*.txt "$root/setup.py" "$root"/tools/install/*.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
@@ -18,13 +24,19 @@ fi
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || { echo "[install] error: $PYTHON not found (mmsparse needs Python 3.11)" >&2; exit 1; }
 t_all=$(date +%s)
-step() {  # step NAME CMD...: run a step and report its wall time
+step() {  # step NAME CMD...: run a step and report its wall time; on failure say which and how to rerun
   local name=$1; shift
-  local t0; t0=$(date +%s)
+  local t0 rc=0; t0=$(date +%s)
   echo "[install] >>> $name"
-  "$@"
+  "$@" || rc=$?
+  if [ $rc != 0 ]; then
+    echo "[install] FAILED at step '$name' (exit $rc, after $(( $(date +%s) - t0 )) s): see the messages above." >&2
+    echo "[install] Nothing is marked installed; after fixing the cause rerun: $rerun" >&2
+    exit $rc
+  fi
   echo "[install] <<< $name: $(( $(date +%s) - t0 )) s"
 }
+trap 'echo "[install] interrupted: nothing is marked installed; rerun: $rerun" >&2; exit 130' INT TERM
 pip() {  # pip of the venv, without the noise of this machine's missing local index folders
   "$venv/bin/python" -m pip "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   return "${PIPESTATUS[0]}"
@@ -38,7 +50,7 @@ rm -f "$stamp"
 step "build tools" pip install -q --upgrade -r "$root/requirements/build.txt"
 step "torch + runtime" pip install -q $(reqs_plain "$root/requirements/runtime.txt")
 step "mmcv wheel (cached build)" bash "$root/tools/install/build_mmcv.sh" "$venv/bin/python"
-mmcv_whl=$(ls "${MMSPARSE_CACHE:-$HOME/.cache/mmsparse}"/wheels/mmcv2.1.0-torch$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')-cpu-*-$(uname -m)/mmcv-2.1.0-*.whl | head -1)
+mmcv_whl=$(bash "$root/tools/install/build_mmcv.sh" "$venv/bin/python" | tail -1)  # the cached wheel
 step "OpenMMLab packages" pip install -q "$mmcv_whl" $(reqs_plain "$root/requirements/mminstall.txt") $(reqs_plain "$root/requirements/runtime.txt")
 step "mmdet3d (no deps)" pip install -q --no-deps $(reqs_nodeps "$root/requirements/optional.txt")
 step "mmdet3d imports" pip install -q $(reqs_plain "$root/requirements/optional.txt") $(reqs_plain "$root/requirements/runtime.txt")
