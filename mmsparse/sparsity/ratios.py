@@ -7,7 +7,7 @@ window that an earlier block of the same parity skipped: ratios must be non-decr
 from numbers import Real
 from typing import Optional, Sequence, Tuple
 
-__all__ = ['validate_pruning_ratios', 'dense_ratios', 'is_dense']
+__all__ = ['validate_pruning_ratios', 'dense_ratios', 'is_dense', 'PUBLISHED_RATIOS', 'named_or_json_ratios']
 
 Ratios = Tuple[Tuple[float, ...], ...]
 
@@ -26,8 +26,8 @@ def validate_pruning_ratios(ratios, depths: Sequence[int], name: str = 'pruning_
     """Check ratios against ``depths`` and return them as a tuple of tuples of floats.
 
     Args:
-        ratios: ``None`` (dense), one float for every block, or one sequence per stage with one float
-            per block, e.g. ``[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]`` for depths
+        ratios: ``None`` (dense), a name of :data:`PUBLISHED_RATIOS` (``'cfg2'``, ``'uniform-0.5'``,
+            ...), one float for every block, or one sequence per stage with one float per block, e.g. ``[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]`` for depths
             ``(2, 2, 6, 2)``.
         depths: blocks per stage.
         name: field name used in error messages.
@@ -40,6 +40,15 @@ def validate_pruning_ratios(ratios, depths: Sequence[int], name: str = 'pruning_
     depths = tuple(int(d) for d in depths)
     if ratios is None:
         return dense_ratios(depths)
+    if isinstance(ratios, str):
+        if ratios not in PUBLISHED_RATIOS:
+            raise ValueError(f'{name}={ratios!r} is not a named ratio set; allowed names: '
+                             f'{sorted(PUBLISHED_RATIOS)}, or None, a float, or per-stage lists')
+        named = PUBLISHED_RATIOS[ratios]
+        if not isinstance(named, Real) and tuple(len(s) for s in named) != depths:
+            raise ValueError(f'{name}={ratios!r} is defined for Swin-T depths '
+                             f'{tuple(len(s) for s in named)}, not depths={depths}')
+        ratios = named
     if isinstance(ratios, Real) and not isinstance(ratios, bool):
         _check_value(ratios, name, 'every stage', 'every block')
         return tuple((float(ratios), ) * d for d in depths)

@@ -16,7 +16,7 @@ import torch
 
 __all__ = [
     'StageGeometry', 'stage_geometry', 'stage_hw', 'num_kept_windows', 'first_pruned_block', 'token_index',
-    'token_scores', 'window_scores', 'rank_windows', 'flat_token_index', 'shifted_window_mask',
+    'token_scores', 'window_scores', 'rank_windows', 'top_windows', 'flat_token_index', 'shifted_window_mask',
     'SCORE_MODES', 'KEEP_ROUNDINGS'
 ]
 
@@ -136,6 +136,19 @@ def window_scores(token_sq: torch.Tensor, geometry: StageGeometry, index: torch.
 def rank_windows(scores: torch.Tensor) -> torch.Tensor:
     """Window indices of each image by descending score, ties broken by lower index: ``(B, nW)`` int64."""
     return torch.sort(scores, dim=1, descending=True, stable=True).indices
+
+
+def top_windows(scores: torch.Tensor, k: int, stable: bool = True) -> torch.Tensor:
+    """The ``k`` best windows of each image, best first: ``(B, nW) -> (B, k)`` int64.
+
+    ``stable=True`` is the prefix of :func:`rank_windows` (equal scores: lower index first), used in
+    training and eager inference. ``stable=False`` is ``torch.topk`` with a constant ``k``: the same
+    windows in the same order except among exactly equal scores, and it exports to ONNX ``TopK``
+    (static output shape, no ``Sort``), which the stable sort does not.
+    """
+    if stable:
+        return rank_windows(scores)[:, :k]
+    return torch.topk(scores, k, dim=1, largest=True, sorted=True).indices
 
 
 def flat_token_index(kept: torch.Tensor, index: torch.Tensor, tokens_per_image: int) -> torch.Tensor:

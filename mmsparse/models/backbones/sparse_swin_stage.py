@@ -14,8 +14,8 @@ import torch
 import torch.utils.checkpoint as cp
 
 from mmsparse.sparsity.window_selection import (first_pruned_block, flat_token_index, num_kept_windows,
-                                                 rank_windows, shifted_window_mask, stage_geometry,
-                                                 token_index, token_scores, window_scores)
+                                                 shifted_window_mask, stage_geometry, token_index,
+                                                 token_scores, top_windows, window_scores)
 from .swin_window_ops import (block_on_windows, dense_block_inference, pad_fill_value,
                               relative_position_bias)
 
@@ -79,6 +79,11 @@ class GeometryCache:
         return self._get(key, build)
 
 
+def is_exporting() -> bool:
+    """True while ``torch.onnx.export`` (either exporter) or ``torch.export`` traces the model."""
+    return bool(torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting())
+
+
 def dense_block(block: torch.nn.Module, x: torch.Tensor, hw_shape: Tuple[int, int],
                 cache: GeometryCache) -> torch.Tensor:
     """mmdet's ``SwinBlock`` on the full map; without gradient, with cached mask and bias (bit-identical)."""
@@ -114,10 +119,14 @@ class WindowPath:
         hw_shape: ``(H, W)``.
         window_size: the stage's window size.
         options, cache: as in :func:`sparse_stage_forward`.
+        max_keep: ``{shift: k}``, the most windows any block of that parity keeps; a ranking then
+            holds only that many (needed for a static-shape ``TopK`` when exporting). ``None``: full
+            rankings.
     """
 
     def __init__(self, x: torch.Tensor, hw_shape: Tuple[int, int], window_size: int,
-                 options: WindowPathOptions, cache: GeometryCache):
+                 options: WindowPathOptions, cache: GeometryCache,
+                 max_keep: Optional[Dict[int, int]] = None):
         self.batch, _, self.channels = x.shape
         self.hw_shape = hw_shape
         self.window_size = window_size
@@ -137,15 +146,20 @@ class WindowPath:
             self.buf = x.reshape(self.batch * self.tokens_per_image, self.channels).clone()
             self.valid_map = None
         self.rankings: Dict[int, torch.Tensor] = {}
+        self.max_keep = max_keep
 
     def index(self, shift: int) -> torch.Tensor:
         """``(nW, ws*ws)`` token index of the regular (``shift == 0``) or shifted partition."""
         return self.cache.token_index(self.geo, self.window_size, shift, self.buf.device)
 
     def ranking(self, shift: int) -> torch.Tensor:
-        """``(B, nW)`` window ids of the partition, most important first (computed once per parity)."""
+        """``(B, nW)`` (or ``(B, max_keep[shift])``) window ids of the partition, most important first,
+        computed once per parity. Exporting (ONNX) ranks with ``TopK``, everything else with a stable
+        sort; both keep the same windows up to exact score ties."""
         if shift not in self.rankings:
-            self.rankings[shift] = rank_windows(window_scores(self.token_sq, self.geo, self.index(shift)))
+            scores = window_scores(self.token_sq, self.geo, self.index(shift))
+            k = self.geo.num_windows if self.max_keep is None else self.max_keep[shift]
+            self.rankings[shift] = top_windows(scores, k, stable=not is_exporting())
         return self.rankings[shift]
 
     def output(self) -> torch.Tensor:
@@ -223,10 +237,14 @@ def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
         record.extend([None] * num_dense)
     if bstar is None:
         return x
-    path = WindowPath(x, hw_shape, blocks[0].attn.window_size, options, cache)
+    num_windows = stage_geometry(hw_shape[0], hw_shape[1], blocks[0].attn.window_size).num_windows
+    keep = [num_kept_windows(num_windows, ratios[i], options.keep_rounding, options.min_keep)
+            for i in range(len(blocks))]
+    max_keep = {blocks[i].attn.shift_size: max(keep[i::2]) for i in (bstar, bstar + 1)
+                if i < len(blocks)}
+    path = WindowPath(x, hw_shape, blocks[0].attn.window_size, options, cache, max_keep)
     for i in range(bstar, len(blocks)):
-        k = num_kept_windows(path.geo.num_windows, ratios[i], options.keep_rounding, options.min_keep)
-        kept = window_block(blocks[i], path, k)
+        kept = window_block(blocks[i], path, keep[i])
         if record is not None:
             record.append(kept)
     return path.output()
