@@ -13,7 +13,8 @@ def load_config(path, cfg_options=None, launcher='none', work_dir=None):
     """
     import mmsparse  # noqa: F401  (installs the checkpoint loader fix before anything loads)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
+        from mmsparse.utils import InputNotFoundError
+        raise InputNotFoundError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
@@ -83,17 +84,30 @@ def check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader', 'test_d
         if not isinstance(loader, dict):
             continue
         for root in _dataset_roots(loader.get('dataset', {})):
-            if not osp.isdir(root):
-                hint = cfg.get('data_hint', 'see docs/data.md for the expected layout')
-                raise FileNotFoundError(f'{key}.dataset.data_root "{root}" does not exist: {hint}')
+            # a URI (s3://, http://, ...) is read through the dataset's backend_args: not checkable here
+            if '://' in str(root) or osp.isdir(root):
+                continue
+            from mmsparse.utils import InputNotFoundError
+            hint = cfg.get('data_hint', 'see docs/data.md for the expected layout')
+            raise InputNotFoundError(f'{key}.dataset.data_root "{root}" does not exist: {hint}')
 
 
 def run_main(main):
-    """Run a tool's ``main``; user errors (missing/corrupt files, bad values) become one line."""
+    """Run a tool's ``main``.
+
+    The errors we raise for user input (a missing config, checkpoint or data root, a corrupt or
+    untrusted checkpoint) become one line and exit code 2; anything else keeps its traceback. The
+    process group is destroyed on the way out, after success and after an error alike: a gloo or
+    nccl group left to the interpreter's exit can abort a rank that finished its work
+    ("terminate called without an active exception"), which fails the whole torchrun job.
+    """
     import sys
-    from mmsparse.utils import CorruptCheckpointError, UntrustedCheckpointError
+    from mmsparse.utils import (CorruptCheckpointError, InputNotFoundError, UntrustedCheckpointError,
+                                teardown_distributed)
     try:
         return main()
-    except (FileNotFoundError, CorruptCheckpointError, UntrustedCheckpointError) as e:
+    except (InputNotFoundError, CorruptCheckpointError, UntrustedCheckpointError) as e:
         print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
         sys.exit(2)
+    finally:
+        teardown_distributed()

@@ -26,6 +26,8 @@ from typing import Iterable, List, Optional
 
 import torch
 
+from .errors import InputNotFoundError
+
 __all__ = [
     'CorruptCheckpointError', 'UntrustedCheckpointError', 'add_trusted_dir', 'check_checkpoint_file',
     'install_checkpoint_loader', 'load_checkpoint_file', 'mmengine_safe_globals', 'trusted_dirs'
@@ -100,7 +102,7 @@ def check_checkpoint_file(filename: str) -> None:
     Zip-format checkpoints (torch >= 1.6) are CRC-checked entry by entry without unpickling.
     """
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
+        raise InputNotFoundError(f'checkpoint not found: {filename}')
     if zipfile.is_zipfile(filename):
         try:
             with zipfile.ZipFile(filename) as zf:
@@ -127,7 +129,7 @@ def load_checkpoint_file(filename: str, map_location=None, extra_safe_globals: O
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
+        raise InputNotFoundError(f'checkpoint not found: {filename}')
     _check_container(filename)
     allowed = mmengine_safe_globals() + list(extra_safe_globals or [])
     try:

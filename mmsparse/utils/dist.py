@@ -15,6 +15,9 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+__all__ = ['cuda_available', 'setup_cpu_distributed', 'teardown_distributed']
+
+
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
     """Initialise a ``gloo`` process group and adapt ``cfg`` for CPU DDP when there is no CUDA.
 
@@ -55,6 +58,17 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
         # the Runner reads the top-level flag only when it builds the wrapper config itself
         wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
         cfg.model_wrapper_cfg = wrapper
+    return True
+
+
+def teardown_distributed() -> bool:
+    """Destroy the default process group if one exists (any backend); True if one was destroyed.
+
+    Called by the tools when they finish or fail, so no rank exits with live gloo/nccl threads.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return False
+    torch_dist.destroy_process_group()
     return True
 
 

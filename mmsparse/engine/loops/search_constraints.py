@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from mmsparse.sparsity.latency import LatencyLUT, device_name, direct_latency_fn
+from mmsparse.utils.errors import InputNotFoundError
 
 CONSTRAINT_KINDS = ('macs', 'latency')
 UNITS = dict(macs='G MACs', latency='ms')
@@ -100,7 +101,7 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
         print_log(f'latency LUT for {lut.key} measured (dense {dense_ms:.3f} ms; fit {lut.fit_report}) '
                   f'and saved to {path}', logger='current')
     if lut is None:
-        raise FileNotFoundError(f'no latency LUT for {LatencyLUT.make_key(dev, input_shape, batch)} in '
+        raise InputNotFoundError(f'no latency LUT for {LatencyLUT.make_key(dev, input_shape, batch)} in '
                                 f'{path} (build_lut=False): measure one, or set constraint.direct=True')
     errors = None
     if c.get('validate', 0):
