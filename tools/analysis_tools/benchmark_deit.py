@@ -231,8 +231,9 @@ def main(argv=None):
     table = format_table(rows, args.batch, args)
     device = args.device if args.device != 'cpu' else \
         f'cpu fp32, {torch.get_num_threads()} threads'
-    header = (f'{args.arch}, 224x224, {device}, torch {torch.__version__}, median of '
-              f'{args.repeat} rounds ({args.warmup} warm-up), random weights')
+    from mmsparse.sparsity.machine import describe_machine
+    header = (f'{args.arch}, 224x224, {device}, median of {args.repeat} rounds ({args.warmup} '
+              f'warm-up), random weights\n\n{describe_machine(args.device)}')
     print(header + '\n\n' + table)
     if args.markdown:
         with open(args.markdown, 'w') as f:

@@ -86,8 +86,13 @@ t0=$(date +%s)
 watcher=$!
 
 mkdir -p "$cache.partial"
-if ! (cd "$tree" && env "${env_cxx[@]}" MMCV_WITH_OPS=1 FORCE_CUDA=$cuda MAX_JOBS=$jobs \
-        "$PY" -m pip wheel -v --no-deps --no-build-isolation -w "$cache.partial" . >"$log" 2>&1); then
+rc=0
+(cd "$tree" && env "${env_cxx[@]}" MMCV_WITH_OPS=1 FORCE_CUDA=$cuda MAX_JOBS=$jobs \
+   "$PY" -m pip wheel -v --no-deps --no-build-isolation -w "$cache.partial" . >"$log" 2>&1) || rc=$?
+if [ $rc -ge 128 ]; then  # killed by a signal (Ctrl-C): the EXIT trap removes the partial build
+  echo "[build_mmcv] interrupted: nothing was cached; rerun the install to build again" >&2
+  exit 130
+elif [ $rc != 0 ]; then
   echo "[build_mmcv] error: the mmcv build failed after $(( $(date +%s) - t0 )) s. Last lines of $log:" >&2
   grep -E 'error|Error' "$log" | tail -15 >&2 || true
   tail -15 "$log" >&2
