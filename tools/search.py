@@ -5,7 +5,7 @@ Runs ``mmsparse.EvolutionSearchLoop`` as the ``train_cfg`` of the task config, o
 dataloader and evaluator, with the sparsity-aware-adapted CHECKPOINT as ``load_from``. Loop settings
 come from the config's optional ``search_loop=dict(...)``; the options below override them.
 Outputs in the work dir: ``best_ratios.json``, ``search_history.jsonl``, ``pareto.png``,
-``finetune_<name>.py`` and the resumable ``search_state.pkl``.
+``finetune_<name>.py`` and the resumable ``search_state.json``.
 """
 import argparse
 import os
@@ -34,7 +34,7 @@ def parse_args(argv=None):
     parser.add_argument('--direct-latency', action='store_true',
                         help='time every candidate instead of using the latency look-up table')
     parser.add_argument('--resume', action='store_true',
-                        help='continue from <work-dir>/search_state.pkl if it exists')
+                        help='continue from <work-dir>/search_state.json if it exists')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. search_loop.population=50')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')

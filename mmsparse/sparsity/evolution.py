@@ -226,8 +226,9 @@ class EvolutionSearch:
                     seed=self.seed, rejoin_repeats=self.rejoin_repeats, fingerprint=self.fingerprint)
 
     def state_dict(self):
-        """A deep snapshot (plain dicts, lists, numbers, strings) of everything the future depends on."""
-        return copy.deepcopy(dict(
+        """A deep snapshot of everything the future depends on, made of JSON types only (dicts with
+        string keys, lists, numbers, strings, booleans, None): ``json.loads(json.dumps(s))`` equals it."""
+        return to_json_types(dict(
             settings=self._settings(),
             rng=self.rng.bit_generator.state,
             num_candidates=self.num_candidates,
@@ -244,7 +245,7 @@ class EvolutionSearch:
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`. The budget limits may differ (a resume may extend them);
         the settings that shape the trajectory must not."""
-        settings = self._settings()
+        settings = to_json_types(self._settings())
         for name, value in state['settings'].items():
             if settings.get(name) != value:
                 raise ValueError(f'cannot resume: {name} was {value!r} in the saved search, now '
@@ -256,6 +257,18 @@ class EvolutionSearch:
                      'history', 'best', 'consecutive_rejections'):
             setattr(self, name, state[name])
         self.last_record = self.history[-1] if self.history else None
+
+
+def to_json_types(obj):
+    """A deep copy of ``obj`` with tuples as lists (and numpy scalars as Python numbers), so that a
+    JSON round trip returns an equal object."""
+    if isinstance(obj, dict):
+        return {k: to_json_types(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_types(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return copy.deepcopy(obj)
 
 
 def pareto_front(points):

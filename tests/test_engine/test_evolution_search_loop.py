@@ -3,7 +3,6 @@ import copy
 import json
 import math
 import os.path as osp
-import pickle
 
 import pytest
 import torch
@@ -170,10 +169,10 @@ def test_search_outputs(tmp_path):
     assert ft.model.backbone.pruning_ratios == best_json['pruning_ratios']
     assert [h['type'] for h in ft.custom_hooks] == ['EMAHook']
     assert ft.train_cfg.max_epochs == 36
-    # state file is a complete snapshot
-    with open(osp.join(work, 'search_state.pkl'), 'rb') as f:
-        state = pickle.load(f)
-    assert state['search']['num_candidates'] == len(history)
+    # the state file is a complete snapshot, in JSON (a pickle would run code when loaded)
+    with open(osp.join(work, 'search_state.json')) as f:
+        state = json.load(f)
+    assert state['version'] == 2 and state['search']['num_candidates'] == len(history)
 
 
 @pytest.mark.parametrize('fail_after', [5, 23])
@@ -195,6 +194,27 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, fail_after):
     # (each evaluation, including the final best one, sets ratios once)
     assert killed_model.backbone.set_calls - 1 + resumed_model.backbone.set_calls \
         == ref.model.backbone.set_calls
+
+
+def test_resume_refuses_an_old_pickle_state_and_leaves_it_untouched(tmp_path):
+    work = tmp_path / 'old'
+    work.mkdir()
+    legacy = work / 'search_state.pkl'
+    legacy.write_bytes(b'not read: loading a pickle could run code')
+    runner = make_runner(tmp_path, 'old', 'legacy', resume=True)
+    with pytest.raises(ValueError, match=r'search_state.pkl is a search state of an older mmsparse'):
+        runner.train()
+    assert legacy.read_bytes() == b'not read: loading a pickle could run code'
+
+
+def test_resume_refuses_a_corrupt_json_state_naming_the_file(tmp_path):
+    work = tmp_path / 'bad'
+    work.mkdir()
+    (work / 'search_state.json').write_text('{"version": 2, "search": ')
+    runner = make_runner(tmp_path, 'bad', 'corrupt', resume=True)
+    with pytest.raises(ValueError, match=r'search_state.json is not a valid search state'):
+        runner.train()
+    assert (work / 'search_state.json').read_text() == '{"version": 2, "search": '
 
 
 def test_missing_score_key(tmp_path):

@@ -13,7 +13,6 @@ adaptation hook inherited from the training config would otherwise re-sample rat
 import copy
 import json
 import os.path as osp
-import pickle
 import sys
 
 import torch
@@ -32,7 +31,8 @@ from .search_constraints import (UNITS, build_latency_fn, build_macs_fn, check_c
                                  describe_constraint)
 from .search_report import atomic_write, finetune_config_text, plot_pareto, write_best
 
-STATE_VERSION = 1
+# 2: JSON (search_state.json); 1 was a pickle (search_state.pkl), which is refused on resume
+STATE_VERSION = 2
 
 
 @LOOPS.register_module()
@@ -220,7 +220,7 @@ class EvolutionSearchLoop(BaseLoop):
     # ------------------------------------------------------------------ state and logs
     @property
     def state_path(self):
-        return osp.join(self.runner.work_dir, 'search_state.pkl')
+        return osp.join(self.runner.work_dir, 'search_state.json')
 
     @property
     def history_path(self):
@@ -228,15 +228,22 @@ class EvolutionSearchLoop(BaseLoop):
 
     def _save_state(self):
         if is_main_process():
-            state = dict(version=STATE_VERSION, search=self.search.state_dict(), references=self.references)
-            atomic_write(self.state_path, pickle.dumps(state), mode='wb')
+            state = dict(version=STATE_VERSION, search=self.search.state_dict(),
+                         references=self.references)
+            atomic_write(self.state_path, json.dumps(state), mode='w')
 
     def _load_state(self):
-        # every rank loads (mmrazor resumed on rank 0 only and the ranks then disagreed)
-        with open(self.state_path, 'rb') as f:
-            state = pickle.load(f)
-        if state.get('version') != STATE_VERSION:
-            raise ValueError(f'{self.state_path}: unknown search state version {state.get("version")}')
+        # every rank loads (resuming on rank 0 alone would let the ranks disagree)
+        try:
+            with open(self.state_path) as f:
+                state = json.load(f)
+        except ValueError as e:
+            raise ValueError(f'{self.state_path} is not a valid search state ({e}); it was left '
+                             'as it is: move it away to start a new search') from e
+        if not isinstance(state, dict) or state.get('version') != STATE_VERSION:
+            version = state.get('version') if isinstance(state, dict) else None
+            raise ValueError(f'{self.state_path}: search state version {version!r}, this mmsparse '
+                             f'reads version {STATE_VERSION}')
         self.search.load_state_dict(state['search'])
         self.references = state['references']
 
@@ -281,6 +288,13 @@ class EvolutionSearchLoop(BaseLoop):
         """Search until the generation or candidate budget is used up; returns the model, which is
         left with the best ratios set."""
         self._build_cost_fns()
+        legacy = osp.join(self.runner.work_dir, 'search_state.pkl')
+        if self.resume and not osp.isfile(self.state_path) and osp.isfile(legacy):
+            raise ValueError(
+                f'{legacy} is a search state of an older mmsparse, saved as a pickle. Loading a '
+                'pickle can run arbitrary code, so mmsparse reads only search_state.json now. Start '
+                'a new search in another --work-dir (the old search_history.jsonl there lists every '
+                'candidate it evaluated); the old file is left untouched.')
         if self.resume and osp.isfile(self.state_path):
             self._load_state()
             print_log(f'resumed the search from {self.state_path} at candidate '
