@@ -423,10 +423,25 @@ def test_search_on_sparse_swin(tmp_path, one_thread):
     (dict(kind='latency', max=9.0, lut_rounds=0), r'constraint.lut_rounds must be >= 1 .* got 0'),
     (dict(kind='latency', max=9.0, lut_fit=3), r'constraint.lut_fit must be 0 \(no fit\) or >= 4 .* got 3'),
     (dict(kind='latency', max=9.0, lut_fit=-1), r'constraint.lut_fit must be 0 .* got -1'),
+    (dict(kind='macs', max=1.0, batch=0), r'constraint.batch must be >= 1, got 0'),
+    # a misspelled key used to be accepted and ignored
+    (dict(kind='latency', max=9.0, lut_round=3),
+     r"constraint: unknown key\(s\) \['lut_round'\]; allowed keys: \['batch', .*'lut_rounds'"),
 ])
 def test_bad_constraint_is_refused_naming_the_field(constraint, message):
-    from mmsparse.engine.loops.search_constraints import check_constraint
+    from mmsparse.engine.loops.search_constraints import SearchConstraint
     with pytest.raises(ValueError, match=message):
-        check_constraint(constraint)
-    ok = check_constraint(dict(kind='latency', max=9.0, lut_fit=0, lut_rounds=1))
-    assert ok == dict(kind='latency', max=9.0, lut_fit=0, lut_rounds=1, batch=1)
+        SearchConstraint(constraint)
+
+
+def test_constraint_owns_its_window_description_and_fingerprint():
+    from mmsparse.engine.loops.search_constraints import SearchConstraint
+    c = SearchConstraint(dict(kind='latency', min=2.0, max=9.0, lut_fit=0, lut_rounds=1, validate=4))
+    assert (c.kind, c.batch, c.lut_fit, c.lut_rounds, c.direct) == ('latency', 1, 0, 1, False)
+    assert [c.feasible(v) for v in (1.9, 2.0, 9.0, 9.1)] == [False, True, True, False]
+    assert c.describe((672, 672)) == '2.0 <= latency <= 9.0 ms (batch 1, 672x672)'
+    # how the table is measured or rated does not change what a candidate costs
+    same = SearchConstraint(dict(kind='latency', min=2.0, max=9.0, lut_fit=16, validate=0))
+    assert c.fingerprint() == same.fingerprint()
+    assert c.fingerprint() != SearchConstraint(dict(kind='latency', min=2.0, max=9.0, batch=4)).fingerprint()
+    assert SearchConstraint(c).to_dict() == c.to_dict()

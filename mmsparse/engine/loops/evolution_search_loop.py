@@ -27,8 +27,7 @@ from mmsparse.registry import LOOPS
 from mmsparse.sparsity.evolution import EvolutionSearch
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES, SwinRatioSpace
 from ..ratio_targets import find_ratio_targets
-from .search_constraints import (UNITS, build_latency_fn, build_macs_fn, check_constraint,
-                                 describe_constraint)
+from .search_constraints import UNITS, SearchConstraint, build_latency_fn, build_macs_fn
 from .search_report import atomic_write, finetune_config_text, plot_pareto, write_best
 
 # 2: JSON (search_state.json); 1 was a pickle (search_state.pkl), which is refused on resume
@@ -65,7 +64,7 @@ class EvolutionSearchLoop(BaseLoop):
         rejoin_repeats (bool): a cached feasible candidate joins the population again (reference).
         max_tries (int): consecutive rejected candidates before giving up.
         report_references (bool): evaluate dense and uniform 0.5 before searching (§5.7).
-        resume (bool): continue from ``<work_dir>/search_state.pkl`` if it exists.
+        resume (bool): continue from ``<work_dir>/search_state.json`` if it exists.
         base_config (str | None): config the fine-tune config inherits; default the run's config.
         finetune_name (str | None): ``finetune_<name>.py``; default ``<config stem>_<kind><max>``.
         finetune (dict | None): top-level overrides written into the fine-tune config (schedule).
@@ -94,7 +93,7 @@ class EvolutionSearchLoop(BaseLoop):
         if hasattr(self.dataloader.dataset, 'metainfo'):
             self.evaluator.dataset_meta = self.dataloader.dataset.metainfo
         self.score_key = score_key
-        self.constraint = check_constraint(constraint)
+        self.constraint = SearchConstraint(constraint)
         self.input_shape = tuple(int(x) for x in input_shape)
         self.val_subset = val_subset
         self.report_references = report_references
@@ -138,14 +137,12 @@ class EvolutionSearchLoop(BaseLoop):
 
     # ------------------------------------------------------------------ set-up
     def _constraint_desc(self):
-        return describe_constraint(self.constraint, self.input_shape)
+        return self.constraint.describe(self.input_shape)
 
     def _fingerprint(self):
         """What cached feasibility/fitness depend on besides the genes: a resume must not change it."""
-        harmless = ('validate', 'validate_seed', 'build_lut', 'lut_warmup', 'lut_iters', 'lut_rounds',
-                    'lut_fit')
-        c = {k: v for k, v in self.constraint.items() if not callable(v) and k not in harmless}
-        return json.loads(json.dumps(dict(constraint=c, input_shape=self.input_shape,
+        return json.loads(json.dumps(dict(constraint=self.constraint.fingerprint(),
+                                          input_shape=self.input_shape,
                                           score_key=self.score_key, val_subset=self.val_subset,
                                           num_samples=len(self.dataloader.dataset)), default=str))
 
@@ -191,10 +188,10 @@ class EvolutionSearchLoop(BaseLoop):
 
     def _build_cost_fns(self):
         c, backbone = self.constraint, self.targets[0][1]
-        if c['kind'] == 'macs' or c.get('cost_fn') is not None:
-            self._cost_fn = c.get('cost_fn') or build_macs_fn(backbone, self.input_shape, c['batch'],
-                                                              c.get('cost_kwargs'))
-        if c['kind'] == 'latency':
+        if c.kind == 'macs' or c.cost_fn is not None:
+            self._cost_fn = c.cost_fn or build_macs_fn(backbone, self.input_shape, c.batch,
+                                                       c.cost_kwargs)
+        if c.kind == 'latency':
             self._latency_fn, self.lut_errors = build_latency_fn(
                 backbone, c, self.input_shape, self._device(), self.runner.work_dir, self.space)
 
@@ -206,9 +203,7 @@ class EvolutionSearchLoop(BaseLoop):
             values['macs'] = float(self._cost_fn(block_ratios))
         if self._latency_fn is not None:
             values['latency'] = float(self._latency_fn(block_ratios))
-        v, lo, hi = values[self.constraint['kind']], self.constraint.get('min'), self.constraint.get('max')
-        feasible = (lo is None or v >= lo) and (hi is None or v <= hi)
-        return feasible, values
+        return self.constraint.feasible(values[self.constraint.kind]), values
 
     @staticmethod
     def _broadcast(genes):
@@ -357,7 +352,7 @@ class EvolutionSearchLoop(BaseLoop):
         block_ratios = self.space.to_block_ratios(best['genes'])
         write_best(osp.join(work_dir, 'best_ratios.json'), best, block_ratios, self.score_key,
                    self.references, self.space.describe(), lut_errors=self.lut_errors)
-        plot_pareto(osp.join(work_dir, 'pareto.png'), self.search.history, self.constraint['kind'],
+        plot_pareto(osp.join(work_dir, 'pareto.png'), self.search.history, self.constraint.kind,
                     self.score_key, self.references)
         base = self.base_config or getattr(self.runner.cfg, 'filename', None)
         if not base or not osp.isfile(base):
@@ -365,8 +360,8 @@ class EvolutionSearchLoop(BaseLoop):
                       'written', logger='current')
             return
         c = self.constraint
-        name = self.finetune_name or (f'{osp.splitext(osp.basename(base))[0]}_{c["kind"]}'
-                                      f'{"" if c.get("max") is None else format(c["max"], "g")}')
+        name = self.finetune_name or (f'{osp.splitext(osp.basename(base))[0]}_{c.kind}'
+                                      f'{"" if c.max is None else format(c.max, "g")}')
         hooks = self._base_custom_hooks(base)
         if hooks is not None:  # fine-tuning keeps the ratios fixed: drop the sampling hook
             hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in hooks
