@@ -89,6 +89,8 @@ class PruneGrowController:
         if decay not in DECAY_MODES:
             raise ValueError(f'`decay` must be one of {DECAY_MODES}, got {decay!r}')
         prune_rate(1, decay, death_rate, t_end, t_total, min_death_rate)  # validates the numbers
+        if isinstance(update_interval, bool) or not isinstance(update_interval, int) or update_interval < 1:
+            raise ValueError(f'`update_interval` must be an int >= 1, got {update_interval!r}')
         self.masker = masker
         self.structured = list(structured)
         self.update_interval = int(update_interval)

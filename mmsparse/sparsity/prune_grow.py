@@ -18,7 +18,7 @@ from typing import Optional, Tuple, Union
 import torch
 
 __all__ = [
-    'DECAY_MODES', 'resolve_t_end', 'prune_rate', 'is_update_step', 'update_steps', 'prune_count',
+    'DECAY_MODES', 'resolve_t_end', 'prune_rate', 'prune_count',
     'select_smallest', 'select_largest', 'select_random', 'magnitude_prune', 'gradient_grow',
     'prune_and_grow', 'unit_prune_and_grow'
 ]
@@ -86,20 +86,6 @@ def prune_rate(t: int,
         return min_death_rate + (death_rate - min_death_rate) * \
             (1.0 + math.cos(math.pi * t / t_total)) / 2.0
     raise ValueError(f'`decay` must be one of {DECAY_MODES}, got {decay!r}')
-
-
-def is_update_step(t: int, interval: int, t_end: int) -> bool:
-    """True iff step ``t`` (from 1) is a prune-and-grow step: t % interval == 0 and t < T_end."""
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise ValueError(f'`update_interval` must be an int >= 1, got {interval!r}')
-    return t >= 1 and t % interval == 0 and t < t_end
-
-
-def update_steps(interval: int, t_end: int) -> range:
-    """All update steps {dT, 2 dT, ...} that are < T_end (never step 0)."""
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise ValueError(f'`update_interval` must be an int >= 1, got {interval!r}')
-    return range(interval, t_end, interval)
 
 
 def prune_count(rate: float, n_active: int) -> int:

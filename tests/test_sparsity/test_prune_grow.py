@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from mmsparse.sparsity.prune_grow import (is_update_step, magnitude_prune, prune_and_grow,
-                                          prune_count, prune_rate, resolve_t_end, select_largest,
-                                          select_smallest, update_steps)
+from mmsparse.sparsity.prune_grow import (magnitude_prune, prune_and_grow, prune_count, prune_rate,
+                                          resolve_t_end, select_largest, select_smallest)
+from tests.svite_schedule import runtime_update_steps
 
 # spec §3.3: model -> (T_total, dT, updates, r at 1st / 40th / last update, reference decay)
 RECIPES = {
@@ -21,10 +21,9 @@ def test_reference_schedule_values_and_update_counts(model):
     t_total, dt, n_updates, expected = RECIPES[model]
     t_end = resolve_t_end(0.8, t_total)
     assert t_end == int(0.8 * t_total + 0.5)
-    steps = list(update_steps(dt, t_end))
+    steps = runtime_update_steps(dt, t_end, t_total)
     assert len(steps) == n_updates
-    assert steps[0] == dt and steps[-1] < t_end and steps[-1] + dt >= t_end
-    assert [t for t in range(0, 3 * dt + 1) if is_update_step(t, dt, t_end)] == [dt, 2 * dt, 3 * dt]
+    assert steps[:3] == [dt, 2 * dt, 3 * dt] and steps[-1] < t_end and steps[-1] + dt >= t_end
     rates = [prune_rate(t, 'cosine_reference', 0.5, t_end, t_total, 0.005)
              for t in (steps[0], steps[39], steps[-1])]
     assert [round(r, 5) for r in rates] == list(expected)
@@ -33,7 +32,7 @@ def test_reference_schedule_values_and_update_counts(model):
 def test_paper_cosine_t_end_small():
     t_total, dt = 1_501_200, 15_000
     t_end = resolve_t_end(0.8, t_total)
-    steps = list(update_steps(dt, t_end))
+    steps = runtime_update_steps(dt, t_end, t_total)
     r = [prune_rate(t, 'cosine_t_end', 0.5, t_end=t_end) for t in (steps[0], steps[39], steps[-1])]
     assert round(r[0], 5) == 0.49981 and round(r[1], 5) == 0.25031
     assert r[2] == pytest.approx(7.9e-7, abs=5e-9)
@@ -41,10 +40,10 @@ def test_paper_cosine_t_end_small():
 
 
 def test_no_update_at_step_zero_or_after_t_end():
-    assert not is_update_step(0, 5, 100)
-    assert is_update_step(95, 5, 100) and not is_update_step(100, 5, 100)
+    steps = runtime_update_steps(5, t_end=100, t_total=200)
+    assert steps[0] == 5 and steps[-1] == 95 and 0 not in steps and 100 not in steps
     with pytest.raises(ValueError, match='update_interval'):
-        is_update_step(5, 0, 100)
+        runtime_update_steps(0, t_end=100, t_total=200)
     with pytest.raises(ValueError, match='t_end'):
         resolve_t_end(1.5, 100)
     with pytest.raises(ValueError, match='death_rate'):

@@ -4,7 +4,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmsparse.sparsity.prune_grow import prune_rate, resolve_t_end, update_steps
+from mmsparse.sparsity.prune_grow import prune_rate, resolve_t_end
+from tests.svite_schedule import runtime_update_steps
 from tests.tool_runner import REPO_ROOT
 
 #: samples per rank per epoch of the DeiT repeated-augmentation sampler on ImageNet-1k, 8 ranks
@@ -39,7 +40,7 @@ def test_unstructured_configs_follow_table_1(name, arch, delta_t, batch, lr, upd
     # the schedule these numbers give on 8 GPUs (spec §3.3): update count and last prune rate
     t_total = cfg.train_cfg.max_epochs * (SAMPLES_PER_RANK // batch)
     t_end = resolve_t_end(hook.t_end, t_total)
-    steps = update_steps(hook.delta_t, t_end)
+    steps = runtime_update_steps(hook.delta_t, t_end, t_total)
     assert len(steps) == updates
     assert round(prune_rate(steps[-1], 'cosine_reference', 0.5, t_end, t_total), 5) == last_rate
 
@@ -61,7 +62,7 @@ def test_structured_configs_keep_the_papers_unit_counts(name, heads, neurons):
 
 
 @pytest.mark.parametrize('name', ['svite_deit-tiny_toy.py', 's2vite_deit-tiny_toy.py'])
-def test_toy_configs_run_on_a_cpu(name):
+def test_toy_configs_are_fp32_and_cpu_sized(name):
     cfg = load(name)
     assert cfg.optim_wrapper.type == 'mmsparse.SViTEOptimWrapper'  # fp32, no GPU needed
     assert cfg.model.backbone.img_size == 32 and cfg.model.train_cfg is None

@@ -1,5 +1,6 @@
 """tools/test.py: metrics, --out dumps that reproduce them, --show-dir; tools/train.py --amp on CPU."""
 import glob
+import json
 import os.path as osp
 import pickle
 
@@ -39,6 +40,19 @@ def test_out_dump_reproduces_printed_metric(trained, toy_imagenet, tmp_path):
     assert metrics['accuracy/top5'] == pytest.approx(100.0 * top5 / len(preds))
 
 
+def test_compile_gives_the_eager_metrics(trained, toy_imagenet, tmp_path):
+    # aot_eager: the dynamo graphs users get, without inductor's C++ build (minutes on 2 cores)
+    metrics = {}
+    for name, extra in (('eager', []), ('compiled', ['--compile', '--compile-backend', 'aot_eager'])):
+        work = str(tmp_path / name)
+        proc = run_tool(['test.py', CONFIG, trained, '--work-dir', work] + extra + ['--cfg-options'] +
+                        data_opts(toy_imagenet))
+        metrics[name] = read_test_metrics(work)
+    assert '--compile: compiled backbone (aot_eager)' in proc.stdout + proc.stderr
+    for key in ('accuracy/top1', 'accuracy/top5'):
+        assert metrics['compiled'][key] == pytest.approx(metrics['eager'][key])
+
+
 def test_show_dir_paints_every_test_image(trained, toy_imagenet, tmp_path):
     show = str(tmp_path / 'vis')
     run_tool(['test.py', CONFIG, trained, '--work-dir', str(tmp_path / 'w'), '--show-dir', show,
@@ -57,10 +71,22 @@ def test_out_must_be_pickle(trained, toy_imagenet, tmp_path):
     ('configs/svite/svite_deit-tiny_toy.py', 'mmsparse.CPUAmpSViTEOptimWrapper'),
 ])
 def test_amp_on_cpu_trains_in_bf16(toy_imagenet, tmp_path, config, wrapper):
+    from mmengine.config import Config
     work = str(tmp_path / 'amp')
-    run_tool(['train.py', config, '--amp', '--work-dir', work, '--cfg-options'] + data_opts(toy_imagenet) +
+    # the config's own hooks plus a probe of the dtype every linear/conv layer computes in
+    hooks = [h.to_dict() for h in Config.fromfile(config).get('custom_hooks', [])]
+    probed = tmp_path / osp.basename(config)
+    probed.write_text(f"_base_ = '{osp.abspath(config)}'\n"
+                      "custom_imports = dict(imports=['mmsparse', 'tests.test_tools.dtype_probe'], "
+                      "allow_failed_imports=False)\n"
+                      f"custom_hooks = {hooks + [dict(type='DtypeProbeHook')]!r}\n")
+    run_tool(['train.py', str(probed), '--amp', '--work-dir', work, '--cfg-options'] +
+             data_opts(toy_imagenet) +
              ['train_cfg.max_iters=3', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1'])
     dumped = open(osp.join(work, osp.basename(config))).read()
     assert f"type='{wrapper}'" in dumped
+    with open(osp.join(work, 'layer_dtypes.json')) as f:
+        dtypes = json.load(f)
+    assert list(dtypes) == ['torch.bfloat16'], dtypes  # every linear and conv ran in bf16
     losses = train_losses(work)
     assert sorted(losses) == [1, 2, 3] and all(0 < v < 10 for v in losses.values())

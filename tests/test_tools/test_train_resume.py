@@ -37,17 +37,20 @@ def file_digests(folder):
 
 @pytest.fixture(scope='module')
 def resumed_runs(toy_imagenet, tmp_path_factory):
-    """Run A: 4 iterations straight. Run B: 2 iterations, stop, ``--resume``, 2 more."""
+    """Run A: 4 iterations straight. Run B: 2 iterations, stop, ``--resume``, 2 more. Run C: 2 more
+    from B's ``iter_2.pth`` given as an explicit path, in a work_dir of its own."""
     base = tmp_path_factory.mktemp('resume')
-    work_a, work_b = str(base / 'a'), str(base / 'b')
+    work_a, work_b, work_c = str(base / 'a'), str(base / 'b'), str(base / 'c')
     run_tool(['train.py', CONFIG, '--work-dir', work_a] + cfg_options(toy_imagenet, 4))
     run_tool(['train.py', CONFIG, '--work-dir', work_b] + cfg_options(toy_imagenet, 2))
     run_tool(['train.py', CONFIG, '--work-dir', work_b, '--resume'] + cfg_options(toy_imagenet, 4))
-    return work_a, work_b
+    run_tool(['train.py', CONFIG, '--work-dir', work_c, '--resume', osp.join(work_b, 'iter_2.pth')] +
+             cfg_options(toy_imagenet, 4))
+    return work_a, work_b, work_c
 
 
 def test_resume_equals_uninterrupted_training(resumed_runs):
-    work_a, work_b = resumed_runs
+    work_a, work_b, _ = resumed_runs
     losses_a, losses_b = train_losses(work_a), train_losses(work_b)
     assert sorted(losses_a) == [1, 2, 3, 4]
     assert sorted(losses_b) == [1, 2, 3, 4]  # 1-2 from the first run, 3-4 after resuming
@@ -63,15 +66,22 @@ def test_resume_equals_uninterrupted_training(resumed_runs):
         assert torch.equal(momentum_a[idx]['momentum_buffer'], momentum_b[idx]['momentum_buffer'])
 
 
-def test_resume_from_explicit_path_and_auto(resumed_runs):
-    _, work_b = resumed_runs
+def test_resume_from_an_explicit_checkpoint_path_continues_bit_exactly(resumed_runs):
+    work_a, work_b, work_c = resumed_runs
+    losses_a, losses_c = train_losses(work_a), train_losses(work_c)
+    assert sorted(losses_c) == [3, 4]  # it started after iteration 2 of the given checkpoint
+    assert losses_c == {t: losses_a[t] for t in (3, 4)}
+    weights_a = load_state(osp.join(work_a, 'iter_4.pth'))['state_dict']
+    weights_c = load_state(osp.join(work_c, 'iter_4.pth'))['state_dict']
+    assert all(torch.equal(v, weights_c[k]) for k, v in weights_a.items())
+    # auto resume (no path) recorded where it ended
     with open(osp.join(work_b, 'last_checkpoint')) as f:
         assert f.read().strip().endswith('iter_4.pth')
 
 
 @pytest.mark.parametrize('kind', ['missing', 'corrupt', 'truncated'])
 def test_bad_checkpoint_is_one_clear_error_and_writes_nothing(resumed_runs, toy_imagenet, tmp_path, kind):
-    _, work_b = resumed_runs
+    _, work_b, _ = resumed_runs
     good = osp.join(work_b, 'iter_2.pth')
     bad = str(tmp_path / 'bad.pth')
     if kind == 'corrupt':
