@@ -10,7 +10,7 @@ DeiT with C channels, L blocks, N tokens in the blocks, P patches of size p, K c
 - Unstructured weight sparsity multiplies each linear / conv term by its layer density; attention
   matmuls stay dense (same in both conventions: the zeros are where they are).
 - Tokens: N inside the blocks becomes ``num_tokens``; the patch conv still sees all P patches; the
-  selector's scorer costs (P + extra) C.
+  selector scores the P patch tokens only (the extra tokens are always kept): P C.
 - Structured, ``convention='real'`` (an exported compact model): qkv 3 a d outputs, proj a d inputs,
   attention matmuls at width a d, MLP hidden = kept neurons.
 - Structured, ``convention='paper'``: qkv narrowed, proj kept C x C, attention matmuls at full width C
@@ -100,7 +100,7 @@ def vit_cost(embed_dims: int,
     patch_w = C * in_channels * patch_size * patch_size
     macs = dict(patch=P * patch_w * dens['patch'], attn_linear=0, attn_matmul=0, mlp=0,
                 classifier=n_heads_out * num_classes * C * dens['classifier'],
-                scorer=N_all * C if num_tokens is not None else 0)
+                scorer=P * C if num_tokens is not None else 0)
     params = patch_w * dens['patch'] + C + C * num_extra_tokens + N_all * C  # conv w+b, tokens, pos
     for a, F in zip(heads, hidden):
         width = a * head_dim

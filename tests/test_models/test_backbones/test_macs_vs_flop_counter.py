@@ -1,0 +1,80 @@
+"""The analytic MACs (``mmsparse.sparsity.cost`` / ``vit_cost``) equal what torch's FlopCounterMode
+counts on the modules that actually run (FLOPs = 2 x MACs), dense and pruned.
+
+One documented difference: the analytic Swin count runs every block over whole padded windows, while
+a block on the dense path (mmdet's own arithmetic) applies its FFN to the unpadded map only. So at an
+input whose stage maps pad, the count is lower by the FFN of the padded tokens of dense-path blocks;
+at 672x672 nothing pads for Swin-T and the two agree exactly.
+"""
+import math
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from mmsparse.models import SparseSwin
+from mmsparse.sparsity.cost import swin_macs
+from mmsparse.sparsity.window_selection import first_pruned_block, stage_geometry, stage_hw
+from mmsparse.sparsity.vit_cost import vit_cost
+
+TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2))
+CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+
+
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# torch's counter has no formula for the CPU fused attention kernel (the fused_attention path)
+CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
+
+
+def counted_macs(module, *inputs):
+    module.eval()
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
+        module(*inputs)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize('ratios', [None, CFG2, 0.5, [[.9, .9], [.5, .7], [.3] * 6, [.5, .5]]])
+@pytest.mark.parametrize('fused', [False, True])
+def test_swin_macs_equal_the_counted_macs_of_the_executed_backbone(ratios, fused):
+    # 200x232: stage maps 50x58 / 25x29 / 13x15 / 7x8 pad at every stage (window 7)
+    model = SparseSwin(pruning_ratios=ratios, fused_attention=fused, **TINY)
+    shape = (200, 232)
+    block_ratios = model.get_pruning_ratios()
+    expected = swin_macs(shape, block_ratios, embed_dims=32, depths=TINY['depths'])
+    padded_ffn = 0  # FFN MACs on padded tokens, which dense-path blocks skip
+    for s, stage_ratios in enumerate(block_ratios):
+        h, w = stage_hw(shape, s)
+        geo = stage_geometry(h, w, 7)
+        dense_blocks = first_pruned_block(stage_ratios)
+        dense_blocks = len(stage_ratios) if dense_blocks is None else dense_blocks
+        channels = 32 * 2**s
+        padded_ffn += dense_blocks * (geo.padded_height * geo.padded_width - h * w) * 8 * channels**2
+    assert counted_macs(model, torch.randn(1, 3, *shape)) == expected - padded_ffn
+
+
+@pytest.mark.parametrize('ratios', [None, CFG2])
+def test_swin_macs_equal_the_counted_macs_exactly_where_nothing_pads(ratios):
+    model = SparseSwin(pruning_ratios=ratios, **TINY)
+    shape = (224, 224)  # stage maps 56 / 28 / 14 / 7: multiples of the window
+    assert all(math.prod(stage_hw(shape, s)) % 7 == 0 for s in range(4))
+    expected = swin_macs(shape, model.get_pruning_ratios(), embed_dims=32, depths=TINY['depths'])
+    assert counted_macs(model, torch.randn(1, 3, *shape)) == expected
+
+
+def test_swin_macs_scale_with_the_batch():
+    model = SparseSwin(pruning_ratios=CFG2, **TINY)
+    expected = swin_macs((224, 224), CFG2, batch=3, embed_dims=32, depths=TINY['depths'])
+    assert counted_macs(model, torch.randn(3, 3, 224, 224)) == expected
+
+
+@pytest.mark.parametrize('num_tokens', [None, 9])
+def test_vit_cost_equals_the_counted_macs_of_the_executed_sparse_deit(num_tokens):
+    from mmsparse.models import SparseDeiT
+    arch = dict(embed_dims=128, num_layers=2, num_heads=2, feedforward_channels=256)
+    selector = None if num_tokens is None else dict(num_tokens=num_tokens)
+    model = SparseDeiT(arch=arch, img_size=32, patch_size=8, token_selector=selector)
+    expected = vit_cost(**arch, img_size=32, patch_size=8, num_classes=0, num_tokens=num_tokens)
+    assert counted_macs(model, torch.randn(1, 3, 32, 32)) == expected['macs']
