@@ -35,6 +35,14 @@ def parse_args(argv=None):
                         help='override some settings in the used config, key=value pairs')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--tta', action='store_true', help='test time augmentation (config tta_model)')
+    parser.add_argument(
+        '--compile', action='store_true',
+        help='torch.compile the backbone (a window-pruned one as one graph per ratio set); one compile '
+        'per input shape, so it pays for fixed-size inputs (classification, slide-mode segmentation)')
+    parser.add_argument('--compile-mode', default=None,
+                        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+                        help='torch.compile mode for --compile')
+    parser.add_argument('--compile-backend', default='inductor', help='torch.compile backend for --compile')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -97,6 +105,12 @@ def main(argv=None):
     if args.out is not None:
         add_dump_metric(cfg, args.out)
     runner = build_runner(cfg, loaders=('test_dataloader', ))
+    if args.compile:
+        from mmsparse.engine.compile_backbone import compile_backbones
+        names = compile_backbones(runner.model, 'tools/test.py --compile', backend=args.compile_backend,
+                                  mode=args.compile_mode, recompile_limit=16)
+        runner.logger.info(f'--compile: compiled {", ".join(names)} ({args.compile_backend}'
+                           f'{", mode " + args.compile_mode if args.compile_mode else ""})')
     metrics = runner.test()
     return metrics
 

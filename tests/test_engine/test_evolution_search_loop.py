@@ -445,3 +445,37 @@ def test_constraint_owns_its_window_description_and_fingerprint():
     assert c.fingerprint() == same.fingerprint()
     assert c.fingerprint() != SearchConstraint(dict(kind='latency', min=2.0, max=9.0, batch=4)).fingerprint()
     assert SearchConstraint(c).to_dict() == c.to_dict()
+
+
+class SeededSwinFidelityModel(SwinFidelityModel):
+
+    def init_weights(self):
+        pass  # keep the seeded weights: two runners (two random seeds) must score the same model
+
+
+def test_compiled_search_scores_like_the_eager_one(tmp_path, one_thread):
+    # aot_eager: dynamo's graphs (one per ratio set) without inductor's C++ build
+    from torch._dynamo.utils import counters
+    # one batch of the whole subset: one image shape, so one graph per ratio set
+    kw = dict(generations=1, input_shape=(56, 56), population=2, parents=2, report_references=False,
+              dataloader=dict(LOADER, batch_size=SUBSET))
+    budget = 0.9 * swin_macs((56, 56), None, depths=(2, 2, 2, 2), embed_dims=16, patch_size=2,
+                             mlp_ratio=2, out_indices=(3, ), min_keep=1) / 1e9
+    eager = make_runner(tmp_path, 'eager', 'eager', model=SeededSwinFidelityModel(),
+                        constraint=dict(kind='macs', max=budget), **kw)
+    eager.train()
+    graphs = counters['stats']['unique_graphs']
+    compiled = make_runner(tmp_path, 'compiled', 'compiled', model=SeededSwinFidelityModel(),
+                           constraint=dict(kind='macs', max=budget), compile=dict(backend='aot_eager'), **kw)
+    compiled.train()
+    a, b = eager.train_loop.search.history, compiled.train_loop.search.history
+    assert [r['genes'] for r in a] == [r['genes'] for r in b]
+    scored = [(x['fitness'], y['fitness']) for x, y in zip(a, b) if x['fitness'] is not None]
+    assert scored and all(y == pytest.approx(x, rel=1e-4, abs=1e-4) for x, y in scored)
+    # every scored candidate compiled its ratio set and the dense reference anew (cache dropped)
+    assert counters['stats']['unique_graphs'] - graphs == 2 * len(scored)
+
+
+def test_compile_option_is_checked_naming_the_field(tmp_path):
+    with pytest.raises(ValueError, match=r"compile: unknown key\(s\) \['fullgraf'\]"):
+        make_runner(tmp_path, 'bad', 'bad', compile=dict(fullgraf=True)).train()

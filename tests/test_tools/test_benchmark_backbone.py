@@ -59,3 +59,31 @@ def test_benchmark_bf16_autocast(tmp_path):
     assert tool.main([str(cfg), '--shape', '112', '144', '--repeat', '1', '--warmup', '0', '--threads',
                       '1', '--amp', '--ratios', 'cfg2', '--json', str(out)]) == 0
     assert json.loads(out.read_text())['max_abs_diff_ratio0'] == 0
+
+
+def test_benchmark_compiled_rows_match_eager(tmp_path, capsys):
+    # aot_eager: the same dynamo graphs as inductor (fullgraph, one per ratio set) in seconds
+    tool = _load_tool()
+    cfg = tmp_path / 'tiny_swin.py'
+    cfg.write_text("model = dict(backbone=dict(type='SwinTransformer', embed_dims=16, "
+                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    out = tmp_path / 'rows.json'
+    assert tool.main([str(cfg), '--shape', '112', '112', '--repeat', '1', '--warmup', '0', '--threads',
+                      '1', '--ratios', 'cfg2', 'uniform-0.5', '--compile', '--compile-backend',
+                      'aot_eager', '--json', str(out)]) == 0
+    rows = json.loads(out.read_text())['rows']
+    names = ['dense mmdet Swin', 'cfg2', 'uniform-0.5']
+    assert [(r['kind'], r['name']) for r in rows] == [('eager', n) for n in names] + [
+        ('compiled', n) for n in names]
+    for r in rows:
+        if r['kind'] == 'compiled':
+            assert r['max_abs_diff_vs_eager'] <= 1e-4 and r['first_call_s'] > 0
+        else:
+            assert r['max_abs_diff_vs_eager'] is None
+    assert '| cfg2 (compiled) |' in capsys.readouterr().out
+
+
+def test_benchmark_cuda_graph_needs_cuda(tmp_path):
+    tool = _load_tool()
+    with pytest.raises(SystemExit):
+        tool.parse_args([str(tmp_path / 'x.py'), '--cuda-graph'])

@@ -10,6 +10,14 @@ CONFIG is any config whose ``model.backbone`` (or ``model``) is a Swin backbone 
 Every round times each model once, in turn, so load changes on a shared machine hit all rows alike.
 Reported: MACs (spec §7, core and paper convention), MAC ratio vs dense, median / min / IQM latency,
 speed-up vs dense mmdet Swin (median), and the ratio-0 check (max abs diff vs dense, must be 0).
+
+``--compile`` adds rows of both models under ``torch.compile`` (inductor, ``fullgraph=True``, one
+graph per ratio set), timed in the same rounds; ``--cuda-graph`` (CUDA only) adds rows replaying a
+recorded CUDA graph of each model (``CUDAGraphForward``). Each added row is compared with its eager
+twin (max abs diff) and reports its first call (compile or record, plus one forward) in seconds; its
+speed-up is against the dense model of the same kind and, in its own column, against eager dense.
+Compile times depend on inductor's on-disk cache: point ``TORCHINDUCTOR_CACHE_DIR`` at an empty
+folder for a cold compile.
 """
 import argparse
 import json
@@ -48,7 +56,25 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=int, default=3, help='untimed rounds')
     p.add_argument('--amp', action='store_true', help='autocast: bf16 on CPU, fp16 on CUDA')
     p.add_argument('--json', default=None, help='also write the rows to this JSON file')
-    return p.parse_args(argv)
+    p.add_argument('--pick-attention', action='store_true',
+                   help='time SDPA and op-by-op window attention on this machine first and keep the faster')
+    p.add_argument('--compile', action='store_true',
+                   help='also time both models under torch.compile (fullgraph, one graph per ratio set)')
+    p.add_argument('--compile-mode', default=None,
+                   choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+                   help="torch.compile mode ('reduce-overhead': CUDA graphs of the compiled code)")
+    p.add_argument('--compile-backend', default='inductor',
+                   help="torch.compile backend (e.g. 'aot_eager' to check the graphs without inductor)")
+    p.add_argument('--cuda-graph', action='store_true',
+                   help='also time both models replayed as recorded CUDA graphs (needs --device cuda)')
+    args = p.parse_args(argv)
+    if args.cuda_graph and not args.device.startswith('cuda'):
+        p.error('--cuda-graph needs --device cuda')
+    if args.pick_attention and args.unfused:
+        p.error('--pick-attention chooses the attention kernel itself: drop --unfused')
+    if (args.compile_mode or args.compile_backend != 'inductor') and not args.compile:
+        p.error('--compile-mode and --compile-backend need --compile')
+    return args
 
 
 def load_backbone_cfg(path):
@@ -82,6 +108,41 @@ def build_models(bb_cfg, seed, device):
     return dense, sparse
 
 
+def cpu_description():
+    """``'<model name>, <ISA>'`` of this CPU (from /proc/cpuinfo; 'unknown CPU' elsewhere)."""
+    model, flags = 'unknown CPU', set()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name' and model == 'unknown CPU':
+                    model = value.strip()
+                elif key.strip() == 'flags' and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = [name for flag, name in (('avx2', 'AVX2'), ('avx512f', 'AVX-512'),
+                                   ('avx512_bf16', 'AVX512-BF16'), ('amx_tile', 'AMX'))
+           if flag in flags]
+    return f'{model}, {"/".join(isa) or "no AVX2"}'
+
+
+def build_variants(args, dense, sparse, num_sets):
+    """``[(kind, dense_callable, sparse_callable)]``: eager first, then the requested compiled kinds."""
+    variants = [('eager', dense, sparse)]
+    if args.compile:
+        config = torch._dynamo.config
+        name = 'recompile_limit' if hasattr(config, 'recompile_limit') else 'cache_size_limit'
+        # one compiled variant of SparseSwin per ratio set (and the ratio-0 check): keep them all
+        setattr(config, name, max(getattr(config, name), num_sets + 2))
+        kw = dict(fullgraph=True, dynamic=False, mode=args.compile_mode, backend=args.compile_backend)
+        variants.append(('compiled', torch.compile(dense, **kw), torch.compile(sparse, **kw)))
+    if args.cuda_graph:
+        from mmsparse.models.backbones.cuda_graph_backbone import CUDAGraphForward
+        variants.append(('CUDA graph', CUDAGraphForward(dense), CUDAGraphForward(sparse)))
+    return variants
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
@@ -97,68 +158,112 @@ def main(argv=None):
         sets.append((item, named_or_json_ratios(item)))
     for _, ratios in sets:
         sparse.set_pruning_ratios(ratios)  # validate every set before timing anything
+    if args.pick_attention:
+        from mmsparse.models.backbones.swin_block_timer import choose_window_attention
+        with sparse.temporary_pruning_ratios(0.5):
+            picked = choose_window_attention(sparse, args.shape, args.batch, device)
+        print(f"# window attention measured once: SDPA {picked['fused_ms']:.1f} ms, op-by-op "
+              f"{picked['unfused_ms']:.1f} ms (one block of each parity per stage, r=0.5): "
+              f"{'SDPA' if picked['fused_attention'] else 'op-by-op'} kept", flush=True)
     x = torch.randn(args.batch, 3, *args.shape, device=device)
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
 
     def run(model, ratios=None):
         if ratios is not None:
-            model.set_pruning_ratios(ratios)
-        with torch.inference_mode(), torch.autocast(device.type, amp_dtype, enabled=args.amp):
+            sparse.set_pruning_ratios(ratios)  # the compiled/graphed wrappers read the module's ratios
+        # CUDA graphs must not record autocast's weight-cast cache (it would be freed after capture)
+        with torch.inference_mode(), torch.autocast(device.type, amp_dtype, enabled=args.amp,
+                                                    cache_enabled=not args.cuda_graph):
             out = model(x)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         return out
 
+    def diff(a, b):
+        return max((p.float() - q.float()).abs().max().item() for p, q in zip(a, b))
+
     # ratio 0 must reproduce dense mmdet Swin exactly (in the run's precision)
     ref = run(dense)
     zero = run(sparse, 0.0)  # a scalar ratio is valid for any depths
-    max_diff = max((a.float() - b.float()).abs().max().item() for a, b in zip(ref, zero))
+    max_diff = diff(ref, zero)
 
     entries = [('dense mmdet Swin', None)] + sets
-    times = {name: [] for name, _ in entries}
-    for rnd in range(args.warmup + args.repeat):
+    variants = build_variants(args, dense, sparse, len(sets))
+    eager_out = {name: run(dense if ratios is None else sparse, ratios) for name, ratios in entries}
+    first_call, vs_eager = {}, {}
+    for kind, dense_fn, sparse_fn in variants[1:]:
         for name, ratios in entries:
-            model = dense if ratios is None else sparse
             t0 = time.perf_counter()
-            run(model, ratios)
-            if rnd >= args.warmup:
-                times[name].append((time.perf_counter() - t0) * 1e3)
+            out = run(dense_fn if ratios is None else sparse_fn, ratios)
+            first_call[kind, name] = time.perf_counter() - t0
+            vs_eager[kind, name] = diff(out, eager_out[name])
+            print(f'# {kind} {name}: first call {first_call[kind, name]:.1f} s, '
+                  f'max abs diff vs eager {vs_eager[kind, name]:.3g}', flush=True)
+
+    times = {(kind, name): [] for kind, _, _ in variants for name, _ in entries}
+    for rnd in range(args.warmup + args.repeat):
+        for kind, dense_fn, sparse_fn in variants:
+            for name, ratios in entries:
+                fn = dense_fn if ratios is None else sparse_fn
+                t0 = time.perf_counter()
+                run(fn, ratios)
+                if rnd >= args.warmup:
+                    times[kind, name].append((time.perf_counter() - t0) * 1e3)
 
     c0 = bb_cfg.get('embed_dims', 96)
     depths = tuple(bb_cfg.get('depths', (2, 2, 6, 2)))
     ws = bb_cfg.get('window_size', 7)
     macs_kw = dict(batch=args.batch, embed_dims=c0, depths=depths, window_size=ws)
     dense_macs = swin_macs(tuple(args.shape), None, **macs_kw)
-    dense_med = statistics.median(times['dense mmdet Swin'])
+    eager_dense_med = statistics.median(times['eager', 'dense mmdet Swin'])
     rows = []
-    for name, ratios in entries:
-        block_ratios = None if ratios is None else [
-            list(s) for s in validate_pruning_ratios(ratios, sparse.depths)]
-        core = swin_macs(tuple(args.shape), block_ratios, **macs_kw)
-        paper = swin_macs(tuple(args.shape), block_ratios, convention='paper', **macs_kw)
-        med = statistics.median(times[name])
-        rows.append(dict(name=name, gmacs_core=core / 1e9, gmacs_paper=paper / 1e9,
-                         mac_ratio=dense_macs / core, median_ms=med, min_ms=min(times[name]),
-                         iqm_ms=interquartile_mean(times[name]), speedup=dense_med / med))
+    for kind, _, _ in variants:
+        dense_med = statistics.median(times[kind, 'dense mmdet Swin'])
+        for name, ratios in entries:
+            block_ratios = None if ratios is None else [
+                list(s) for s in validate_pruning_ratios(ratios, sparse.depths)]
+            core = swin_macs(tuple(args.shape), block_ratios, **macs_kw)
+            paper = swin_macs(tuple(args.shape), block_ratios, convention='paper', **macs_kw)
+            t = times[kind, name]
+            med = statistics.median(t)
+            rows.append(dict(kind=kind, name=name, gmacs_core=core / 1e9, gmacs_paper=paper / 1e9,
+                             mac_ratio=dense_macs / core, median_ms=med, min_ms=min(t),
+                             iqm_ms=interquartile_mean(t), speedup=dense_med / med,
+                             speedup_vs_eager_dense=eager_dense_med / med,
+                             first_call_s=first_call.get((kind, name)),
+                             max_abs_diff_vs_eager=vs_eager.get((kind, name))))
 
+    kinds = ', '.join(kind for kind, _, _ in variants)
     print(f'# Swin backbone benchmark: input {args.batch}x3x{args.shape[0]}x{args.shape[1]}, '
           f'device {args.device}, threads {torch.get_num_threads()}, '
           f'{"bf16/fp16 autocast" if args.amp else "fp32"}, '
-          f'{"op-by-op" if args.unfused else "fused (SDPA)"} window attention, {args.repeat} timed rounds '
-          f'(+{args.warmup} warm-up), torch {torch.__version__}')
+          f'{"fused (SDPA)" if sparse.window_options.fused_attention else "op-by-op"} window attention, '
+          f'{args.repeat} timed rounds (+{args.warmup} warm-up), torch {torch.__version__}, {kinds}'
+          f'{" (mode " + args.compile_mode + ")" if args.compile_mode else ""}')
+    print(f'# CPU: {cpu_description()}' + (f'; GPU: {torch.cuda.get_device_name(device)}'
+                                          if device.type == 'cuda' else ''))
     print(f'# ratio-0 SparseSwin vs dense mmdet Swin: max abs diff {max_diff:.3g}'
           f'{" (bit-identical)" if max_diff == 0 else ""}')
+    extra = len(variants) > 1
     print('| ratios | GMACs core | GMACs paper | MAC ratio | median ms | min ms | IQM ms | '
-          'speed-up vs dense | speed-up >= MAC ratio |')
-    print('|---|---|---|---|---|---|---|---|---|')
+          'speed-up vs dense | speed-up >= MAC ratio |'
+          + (' speed-up vs eager dense | first call s | max abs diff vs eager |' if extra else ''))
+    print('|---|---|---|---|---|---|---|---|---|' + ('---|---|---|' if extra else ''))
     for r in rows:
         ok = 'yes' if r['speedup'] >= r['mac_ratio'] else 'no'
-        print(f"| {r['name']} | {r['gmacs_core']:.3f} | {r['gmacs_paper']:.3f} | "
-              f"{r['mac_ratio']:.2f}x | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['iqm_ms']:.1f} | "
-              f"{r['speedup']:.2f}x | {ok} |")
+        label = r['name'] if r['kind'] == 'eager' else f"{r['name']} ({r['kind']})"
+        line = (f"| {label} | {r['gmacs_core']:.3f} | {r['gmacs_paper']:.3f} | "
+                f"{r['mac_ratio']:.2f}x | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['iqm_ms']:.1f} | "
+                f"{r['speedup']:.2f}x | {ok} |")
+        if extra:
+            first = '' if r['first_call_s'] is None else f"{r['first_call_s']:.1f}"
+            d = '' if r['max_abs_diff_vs_eager'] is None else f"{r['max_abs_diff_vs_eager']:.2g}"
+            line += f" {r['speedup_vs_eager_dense']:.2f}x | {first} | {d} |"
+        print(line)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args=vars(args), max_abs_diff_ratio0=max_diff, rows=rows), f, indent=1)
+            json.dump(dict(args=vars(args), cpu=cpu_description(), max_abs_diff_ratio0=max_diff,
+                           rows=rows), f, indent=1)
     if max_diff != 0:
         print('ERROR: ratio-0 output differs from dense mmdet Swin', file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ from mmengine.utils import ProgressBar
 from mmsparse.registry import LOOPS
 from mmsparse.sparsity.evolution import EvolutionSearch
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES, SwinRatioSpace
+from ..compile_backbone import compile_backbones
 from ..ratio_targets import find_ratio_targets
 from .search_constraints import UNITS, SearchConstraint, build_latency_fn, build_macs_fn
 from .search_report import atomic_write, finetune_config_text, plot_pareto, write_best
@@ -69,6 +70,12 @@ class EvolutionSearchLoop(BaseLoop):
         finetune_name (str | None): ``finetune_<name>.py``; default ``<config stem>_<kind><max>``.
         finetune (dict | None): top-level overrides written into the fine-tune config (schedule).
         fp16 (bool): autocast during evaluation.
+        compile (bool | dict): ``torch.compile`` the backbone for scoring (a dict is passed to
+            ``compile_backbones``: ``backend``, ``mode``, ``dynamic``). Every candidate is a new ratio
+            set, hence one compile per candidate (and per image shape); the previous candidate's
+            compiled code is dropped so memory does not grow. It pays only when scoring one candidate
+            takes much longer than compiling, e.g. a large val set of fixed-size images on a GPU.
+            Latency LUTs are measured before compiling, on the eager backbone. Default False.
     """
 
     def __init__(self, runner, dataloader, evaluator, score_key=None, population=100, parents=25,
@@ -76,7 +83,7 @@ class EvolutionSearchLoop(BaseLoop):
                  max_candidates=10000, constraint=None, input_shape=(672, 672), val_subset=None, seed=0,
                  choices=DEFAULT_CHOICES, fixed=None, depths=None, rejoin_repeats=True, max_tries=1000,
                  report_references=True, resume=False, base_config=None, finetune_name=None,
-                 finetune=None, fp16=False):
+                 finetune=None, fp16=False, compile=False):
         if not score_key:
             raise ValueError("score_key must name the metric to maximise, e.g. 'coco/bbox_mAP'")
         if val_subset is not None:
@@ -102,6 +109,7 @@ class EvolutionSearchLoop(BaseLoop):
         self.finetune_name = finetune_name
         self.finetune = finetune
         self.fp16 = fp16
+        self.compile_kwargs = _check_compile(compile)
         self.targets = find_ratio_targets(runner.model, 'EvolutionSearchLoop')
         self.space = SwinRatioSpace(depths or self._backbone_depths(), choices, fixed)
         self.references = {}
@@ -174,6 +182,8 @@ class EvolutionSearchLoop(BaseLoop):
                 outputs = self.runner.model.val_step(data_batch)
             self.evaluator.process(data_samples=outputs, data_batch=data_batch)
         metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        if self.compile_kwargs is not None:
+            torch.compiler.reset()  # the next candidate has other ratios: its graphs are new ones
         if self.score_key not in metrics:
             raise ValueError(f'score_key {self.score_key!r} is not among the evaluator metrics '
                              f'{sorted(metrics)}')
@@ -283,6 +293,8 @@ class EvolutionSearchLoop(BaseLoop):
         """Search until the generation or candidate budget is used up; returns the model, which is
         left with the best ratios set."""
         self._build_cost_fns()
+        if self.compile_kwargs is not None:
+            compile_backbones(self.runner.model, 'EvolutionSearchLoop', **self.compile_kwargs)
         legacy = osp.join(self.runner.work_dir, 'search_state.pkl')
         if self.resume and not osp.isfile(self.state_path) and osp.isfile(legacy):
             raise ValueError(
@@ -374,3 +386,18 @@ class EvolutionSearchLoop(BaseLoop):
         atomic_write(path, text)
         print_log(f'best ratios {block_ratios} written to {work_dir} (best_ratios.json, pareto.png, '
                   f'{osp.basename(path)})', logger='current')
+
+
+def _check_compile(compile):
+    """``compile`` option -> ``compile_backbones`` keyword arguments, or None when off."""
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        return {}
+    if not isinstance(compile, dict):
+        raise ValueError(f'compile must be a bool or a dict, got {type(compile).__name__}')
+    allowed = ('backend', 'mode', 'dynamic')
+    unknown = sorted(set(compile) - set(allowed))
+    if unknown:
+        raise ValueError(f'compile: unknown key(s) {unknown}; allowed keys: {list(allowed)}')
+    return dict(compile)

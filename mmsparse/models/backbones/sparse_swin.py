@@ -4,6 +4,10 @@ A drop-in for ``mmdet.models.backbones.SwinTransformer``: same constructor argum
 state_dict keys (plus one ``pruning_ratios`` entry that records the ratios in checkpoints and is
 optional on load), so dense mmdet/mmseg Swin checkpoints load with ``strict=True``. The pruning math
 lives in ``mmsparse.sparsity`` and ``sparse_swin_stage``; this class only assembles it.
+
+``torch.compile(backbone, fullgraph=True)`` gives one graph per input shape and ratio set: the ratios
+are guarded by value (a new set compiles once, an old one is reused) and the eager caches of index maps,
+masks and biases are bypassed while compiling, so new images never recompile.
 """
 import contextlib
 from typing import List, Optional, Tuple

@@ -48,6 +48,11 @@ class GeometryCache:
         self.max_entries = max_entries
 
     def _get(self, key, build):
+        if torch.compiler.is_compiling():
+            # the compiler would guard on the dict's keys and entries (and retrace whenever an entry
+            # is added or evicted); built inside the graph, these index maps and masks are a few
+            # small kernels that depend only on static shapes
+            return build()
         hit = self.tensors.get(key)
         if hit is None:
             hit = self.tensors[key] = build()

@@ -12,7 +12,7 @@ from mmsparse.sparsity.latency import BlockTimer, LatencyLUT, device_name, distr
 from mmsparse.sparsity.window_selection import stage_geometry
 from .sparse_swin_stage import WindowPath, dense_block, window_block
 
-__all__ = ['SwinBlockTimer', 'measure_swin_lut']
+__all__ = ['SwinBlockTimer', 'measure_swin_lut', 'choose_window_attention']
 
 
 class SwinBlockTimer(BlockTimer):
@@ -118,3 +118,41 @@ def measure_swin_lut(backbone: torch.nn.Module, input_shape: Sequence[int], choi
                              options.keep_rounding, options.min_keep, options.force_window_path,
                              rounds, progress)
     return lut.fit(timer.whole, fit_configs) if fit_configs else lut
+
+
+def choose_window_attention(backbone: torch.nn.Module, input_shape: Sequence[int], batch: int = 1,
+                            device=None, ratio: float = 0.5, warmup: int = 3, iters: int = 10,
+                            measure: Optional[Callable[[Callable], float]] = None) -> dict:
+    """Time the window path's attention both ways on this machine and keep the faster one.
+
+    Whether ``F.scaled_dot_product_attention`` beats the op-by-op attention on gathered windows depends
+    on the CPU's ISA and the PyTorch build (or the GPU), so it is measured once rather than assumed:
+    one regular and one shifted window block of every stage, keeping ``1 - ratio`` of the windows, are
+    timed with each kernel (:class:`SwinBlockTimer`, median of ``iters`` calls after ``warmup``), and
+    ``backbone.window_options.fused_attention`` is set to the faster. Outputs of the two differ by
+    float rounding only.
+
+    Returns:
+        ``dict(fused_ms=..., unfused_ms=..., fused_attention=bool)``, the summed block times.
+    """
+    from mmsparse.sparsity.window_selection import num_kept_windows
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f'ratio must be in [0, 1), got {ratio!r}')
+    if measure is None:
+        def measure(fn):
+            samples = time_fn(fn, warmup, iters, torch.device(device or 'cpu'))
+            return sorted(samples)[len(samples) // 2]
+    options = backbone.window_options
+    timer = SwinBlockTimer(backbone, input_shape, batch, device, measure=measure)
+    totals = {}
+    for fused in (True, False):
+        backbone.window_options = options._replace(fused_attention=fused)
+        total = 0.0
+        for stage, sequence in enumerate(backbone.stages):
+            k = num_kept_windows(timer.num_windows[stage], ratio, options.keep_rounding, options.min_keep)
+            for block in range(min(2, len(sequence.blocks))):  # one of each parity
+                total += timer.window_block(stage, block, k)
+        totals[fused] = total
+    backbone.window_options = options._replace(fused_attention=totals[True] <= totals[False])
+    return dict(fused_ms=totals[True], unfused_ms=totals[False],
+                fused_attention=backbone.window_options.fused_attention)

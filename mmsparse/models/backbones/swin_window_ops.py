@@ -20,10 +20,14 @@ def relative_position_bias(w_msa: nn.Module, cache: Optional[dict] = None) -> to
     """The block's relative-position bias ``(heads, N, N)``, gathered from its table.
 
     With ``cache`` (a dict) and no gradient needed, the gathered bias is reused until the table's data
-    or version changes (an optimizer step or a checkpoint load bumps the version).
+    or version changes (an optimizer step or a checkpoint load bumps the version). Under
+    ``torch.compile`` / ``torch.export`` the cache is bypassed: its key (object id, data pointer,
+    version counter) is Python state that the compiler would guard on, or cannot read at all, and the
+    gather of a ``(2ws-1)**2``-row table is one small kernel in the compiled graph.
     """
     table = w_msa.relative_position_bias_table
-    use_cache = cache is not None and not (torch.is_grad_enabled() and table.requires_grad)
+    use_cache = (cache is not None and not (torch.is_grad_enabled() and table.requires_grad)
+                 and not torch.compiler.is_compiling())
     if use_cache:
         key = (id(w_msa), table.data_ptr(), table._version, table.dtype, table.device)
         hit = cache.get(key)

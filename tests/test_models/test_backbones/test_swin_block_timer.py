@@ -69,3 +69,27 @@ def test_timer_leaves_the_backbone_as_it_was():
              timer.window_block(0, 0, 0), timer.whole([[.8] * d for d in swin.depths])]
     assert all(t > 0 for t in times)
     assert swin.get_pruning_ratios() == before and not swin.training
+
+
+@pytest.mark.parametrize('fused_is_faster', [True, False])
+def test_choose_window_attention_keeps_the_faster_kernel(fused_is_faster):
+    from mmsparse.models.backbones.swin_block_timer import choose_window_attention
+    model = tiny_swin(pruning_ratios=[[.5, .5], [.5, .5], [.5] * 4, [0, 0]], fused_attention=not fused_is_faster)
+    timed = []
+
+    def fake_measure(fn):  # the kernel in use when a block is timed decides its "time"
+        fn()
+        fused = model.window_options.fused_attention
+        timed.append(fused)
+        return 1.0 if fused == fused_is_faster else 2.0
+
+    result = choose_window_attention(model, (56, 56), measure=fake_measure)
+    assert result['fused_attention'] is fused_is_faster
+    assert model.window_options.fused_attention is fused_is_faster
+    assert timed.count(True) == timed.count(False) == 8  # 2 blocks x 4 stages, each way
+    # the chosen kernel is the one the forward uses: same output as a model built with it
+    same = tiny_swin(pruning_ratios=[[.5, .5], [.5, .5], [.5] * 4, [0, 0]], fused_attention=fused_is_faster)
+    x = torch.randn(1, 3, 56, 56, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for a, b in zip(model(x), same(x)):
+            assert torch.equal(a, b)
