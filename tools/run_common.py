@@ -11,7 +11,8 @@ def load_config(path, cfg_options=None, launcher='none', work_dir=None):
 
     ``work_dir`` priority: CLI > config > ``./work_dirs/<config stem>`` (as in mmdet's tools).
     """
-    import mmsparse  # noqa: F401  (installs the checkpoint loader fix before anything loads)
+    from mmsparse.openmmlab import setup_openmmlab
+    setup_openmmlab()  # version checks and the checkpoint loader fix, before anything loads
     if not osp.isfile(path):
         from mmsparse.utils import InputNotFoundError
         raise InputNotFoundError(f'config file not found: {path}')

@@ -13,6 +13,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             names (``type='SparseSwin'``) resolve in mmsparse first. Task configs keep their own
             scope (``mmdet``, ``mmseg`` ...) and name our modules as ``mmsparse.X`` instead.
     """
+    from mmsparse.openmmlab import setup_openmmlab
+    setup_openmmlab()
     import mmsparse.datasets  # noqa: F401,F811
     import mmsparse.engine  # noqa: F401,F811
     import mmsparse.evaluation  # noqa: F401,F811

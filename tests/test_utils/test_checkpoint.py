@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader, load_checkpoint, save_checkpoint
 
-import mmsparse  # noqa: F401  (installs the loader)
+import mmsparse  # noqa: F401  (mmengine is loaded: installs the loader)
 from mmsparse.utils import (CorruptCheckpointError, UntrustedCheckpointError, add_trusted_dir,
                             check_checkpoint_file, load_checkpoint_file)
 
