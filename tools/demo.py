@@ -10,11 +10,13 @@ For the chosen task (default: instance segmentation, Mask R-CNN + SparseSwin on 
 4. evolutionary search of per-layer ratios under a MACs budget (``tools/search.py``);
 5. fine-tune with the found ratios (the ``finetune_*.py`` the search wrote);
 6. ``tools/test.py`` on the dense and the searched model;
-7. backbone MACs and latency of both (``tools/analysis_tools/benchmark_backbone.py``) and a picture of
-   the windows the searched model keeps (``tools/analysis_tools/vis_windows.py``);
+7. backbone MACs and latency of both (``tools/analysis_tools/benchmark_backbone.py``), a picture of
+   the windows the searched model keeps and, where the toy set has object masks (det, seg), the share of
+   object pixels those windows cover against random windows (``tools/analysis_tools/vis_windows.py``);
+8. ``summary.png``: Pareto plot, kept-window figure and table (``tools/analysis_tools/demo_summary.py``);
 
-then prints one table and writes it, with ``pareto.png`` and the kept-window pictures, to
-``<work-dir>/<task>/``. Every step is a real tool invocation a user could type; each is logged.
+then prints the tables and writes them, with ``summary.png``, ``pareto.png`` and the kept-window
+pictures, to ``<work-dir>/<task>/``. Every step is a real tool invocation a user could type; each is logged.
 """
 import argparse
 import glob
@@ -42,20 +44,23 @@ TASKS = {
         dense=f'{CFG}/maskrcnn_swin_t_toy.py',
         saa=f'{CFG}/maskrcnn_swin_t_saa_toy.py',
         search=f'{CFG}/maskrcnn_swin_t_search_toy.py',
-        image=lambda d: sorted(glob.glob(f'{d}/val2017/*.jpg'))[0],
+        images=lambda d: sorted(glob.glob(f'{d}/val2017/*.jpg')),
+        objects=lambda d: ['--ann-file', f'{d}/annotations/instances_val2017.json'],
         shape=(224, 224),
         metrics={'bbox AP': 'coco/bbox_mAP', 'segm AP': 'coco/segm_mAP'}),
     'cls': dict(
         generator=['tools/dataset_converters/make_toy_imagenet.py', '--num-classes', '8', '--per-class',
-                   '32', '--val-per-class', '8', '--size', '224', '--seed', '0'],
-        data='toy_imagenet_224',
+                   '32', '--val-per-class', '8', '--size', '224', '--colors', '6', '--seed', '0'],
+        # six colours for eight shapes: two pairs of classes share a colour and differ in shape alone
+        # (one colour per class: 100 % top-1 for every ratio; two or four colours: 52 / 59 % dense)
+        data='toy_imagenet_224_c6',
         data_options=lambda d: [
             f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
         ],
         dense=f'{CFG}/swin_t_in1k_toy.py',
         saa=f'{CFG}/swin_t_in1k_saa_toy.py',
         search=f'{CFG}/swin_t_in1k_search_toy.py',
-        image=lambda d: sorted(glob.glob(f'{d}/val/*/*.JPEG'))[0],
+        images=lambda d: sorted(glob.glob(f'{d}/val/*/*.JPEG')),
         shape=(224, 224),
         metrics={'top-1': 'accuracy/top1'}),
     'seg': dict(
@@ -68,7 +73,8 @@ TASKS = {
         dense=f'{CFG}/upernet_swin_t_ade20k_toy.py',
         saa=f'{CFG}/upernet_swin_t_ade20k_saa_toy.py',
         search=f'{CFG}/upernet_swin_t_ade20k_search_toy.py',
-        image=lambda d: sorted(glob.glob(f'{d}/images/validation/*.jpg'))[0],
+        images=lambda d: sorted(glob.glob(f'{d}/images/validation/*.jpg')),
+        objects=lambda d: ['--label-dir', f'{d}/annotations/validation', '--background', '0', '1'],
         shape=(128, 128),
         metrics={'mIoU': 'mIoU'}),
     'mono3d': dict(
@@ -81,11 +87,27 @@ TASKS = {
         dense=f'{CFG}/pgd_swin_t_kitti_mono3d_toy.py',
         saa=f'{CFG}/pgd_swin_t_kitti_mono3d_saa_toy.py',
         search=f'{CFG}/pgd_swin_t_kitti_mono3d_search_toy.py',
-        image=lambda d: sorted(glob.glob(f'{d}/training/image_2/*.png'))[0],
+        images=lambda d: sorted(glob.glob(f'{d}/training/image_2/*.png')),
         shape=(160, 480),
         metrics={'Car 2D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_2D_AP40_moderate_strict',
                  'Car 3D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict'}),
 }
+
+
+VAL_IMAGES = 24  # images the object recall is measured on (the first of the val set)
+
+
+def recall_table(recall):
+    """Per-stage object recall of the searched model's kept windows against random windows."""
+    lines = [f"object recall of the searched model on {len(recall['images'])} val images (share of "
+             'ground-truth object pixels inside the processed windows, mean over the window-path '
+             f"blocks; random: same number of windows drawn at random, {recall['num_draws']} draws, "
+             f"seed {recall['seed']})", '',
+             '| stage | object recall | random windows | k / nW |', '|---|---|---|---|']
+    for st in recall['stages']:
+        lines.append(f"| {st['stage']} | {st['object_recall']:.3f} | {st['random_recall']:.3f} | "
+                     f"{st['chance']:.3f} |")
+    return '\n'.join(lines)
 
 
 class Demo:
@@ -153,31 +175,51 @@ class Demo:
                                'dense', json.dumps(ratios), '--shape', *shape, '--repeat', '10',
                                '--json', bench_json])
         vis_dir = osp.join(self.work_dir, 'kept_windows')
+        images = task['images'](self.data)
+        objects = task.get('objects', lambda d: [])(self.data)
+        # the figure shows the first two images; object recall is averaged over the whole val set
         self.run('kept windows', ['tools/analysis_tools/vis_windows.py', finetune_cfg, ft_ckpt,
-                                  task['image'](self.data), '--ratios', json.dumps(ratios), '--shape',
-                                  *shape, '--out-dir', vis_dir])
+                                  *images[:VAL_IMAGES], '--ratios', json.dumps(ratios), '--shape', *shape,
+                                  '--out-dir', vis_dir, '--figure-images', '2', *objects])
+        recall = None
+        if objects:
+            with open(osp.join(vis_dir, 'object_recall.json')) as f:
+                recall = json.load(f)
         shutil.copy(osp.join(search_dir, 'pareto.png'), osp.join(self.work_dir, 'pareto.png'))
         with open(bench_json) as f:
             rows = {r['name']: r for r in json.load(f)['rows']}
         dense_row, sparse_row = rows['dense'], rows[json.dumps(ratios)]
-        table = self.table([('dense', 'dense', dense_row, dense_metrics),
-                            ('searched', json.dumps(ratios), sparse_row, sparse_metrics)])
+        table = self.table([('dense', 'dense', dense_row, dense_metrics, None),
+                            ('searched', json.dumps(ratios), sparse_row, sparse_metrics, recall)])
+        if recall is not None:
+            table += '\n\n' + recall_table(recall)
         wall = time.time() - t_start
         steps = ', '.join(f'{k} {v:.0f} s' for k, v in self.timings.items())
         with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
             f.write(f'{table}\n\nwall time {wall:.0f} s ({steps})\n')
+        self.run('summary', ['tools/analysis_tools/demo_summary.py', search_dir,
+                             osp.join(vis_dir, 'kept_windows.png'), osp.join(self.work_dir, 'results.md'),
+                             osp.join(self.work_dir, 'summary.png'), '--title',
+                             f'mmsparse demo: {self.name} ({osp.basename(task["dense"])})'])
         print(f'\n[demo] task {self.name} finished in {wall:.0f} s ({steps})\n\n{table}\n\n'
-              f'[demo] written to {self.work_dir}: results.md, pareto.png, kept_windows/, demo.log')
+              f'[demo] written to {self.work_dir}: results.md, summary.png, pareto.png, kept_windows/, '
+              'demo.log')
 
     def table(self, models):
         metrics = self.task['metrics']
         head = ['model', 'ratios', 'backbone GMACs', 'backbone ms (CPU)'] + list(metrics) + ['speed-up']
+        with_recall = any(m[4] is not None for m in models)
+        if with_recall:
+            head += ['stage-0 object recall (random)']
         lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
         base_ms = models[0][2]['median_ms']
-        for name, ratios, bench, scores in models:
+        for name, ratios, bench, scores, recall in models:
             vals = [name, ratios, f"{bench['gmacs_core']:.3f}", f"{bench['median_ms']:.1f}"]
             vals += [f'{scores.get(key, float("nan")):.3f}' for key in metrics.values()]
             vals.append(f"{base_ms / bench['median_ms']:.2f}x")
+            if with_recall:  # the dense model processes every window: recall 1 by construction
+                s0 = recall['stages'][0] if recall else None
+                vals.append(f"{s0['object_recall']:.3f} ({s0['random_recall']:.3f})" if s0 else '1 (1)')
             lines.append('| ' + ' | '.join(vals) + ' |')
         return '\n'.join(lines)
 

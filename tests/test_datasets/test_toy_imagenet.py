@@ -116,3 +116,23 @@ def test_cli_and_bad_args(tmp_path, toy_tool, repo_root):
         tool.parse_args(['--size', '8'])
     with pytest.raises(ValueError, match=r'num_classes must be in \[1, 64\]'):
         tool.generate(str(tmp_path / 'x'), 65, 1, 1, 32, 0)
+
+
+def test_colors_option_makes_classes_share_colours(tmp_path, toy_tool):
+    """--colors K: classes use only K colours, so shape alone separates classes of one colour."""
+    tool = toy_tool('make_toy_imagenet')
+    names = tool.class_names(8, colors=2)
+    assert len(set(names)) == 8
+    assert {n.split('_')[0] for n in names} == {'red', 'green'}
+    assert sorted(n.split('_', 1)[1] for n in names) == sorted(
+        ('circle', 'square', 'triangle', 'star', 'cross', 'hexagon', 'pentagon', 'semicircle'))
+    root = str(tmp_path / 'toy')
+    tool.main(['--out', root, '--num-classes', '8', '--per-class', '1', '--val-per-class', '1',
+               '--size', '32', '--colors', '2', '--seed', '0'])
+    for name in names:
+        img = cv2.imread(osp.join(root, 'train', name, f'{name}_00000.JPEG'))[..., ::-1]
+        assert _object_color(img) == name.split('_')[0]
+    with pytest.raises(ValueError, match='--num-classes must be at most 8 with --colors 1'):
+        tool.parse_args(['--num-classes', '9', '--colors', '1'])
+    with pytest.raises(ValueError, match='colors'):
+        tool.parse_args(['--colors', '9'])
