@@ -38,6 +38,7 @@ if __name__ == '__main__':
             'mm': parse_requirements('mminstall.txt'),
             'mono3d': parse_requirements('optional.txt'),
             'tests': parse_requirements('tests.txt'),
+            'deploy': parse_requirements('deploy.txt'),
         },
         license='Apache License 2.0',
         zip_safe=False)

@@ -46,9 +46,20 @@ def gumbel_noise(shape, generator: Optional[torch.Generator] = None, device=None
     return -e.clamp(min=tiny).log()
 
 
-def topk_indices(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-k positions along the last dim, returned in ascending index order; (..., P) -> (..., k)."""
-    # a stable descending sort makes ties go to the lower index, deterministically
+def topk_indices(values: torch.Tensor, k: int, stable: Optional[bool] = None) -> torch.Tensor:
+    """Top-k positions along the last dim, returned in ascending index order; (..., P) -> (..., k).
+
+    ``stable=True``: a stable sort, ties go to the lower index, deterministically (training, eager).
+    ``stable=False``: two ``torch.topk`` with a constant ``k`` (largest values, then ascending
+    positions), the same set except among exactly equal values; it exports to ONNX ``TopK`` with a
+    static output shape, which ``Sort`` does not. ``None`` (default): ``False`` only while
+    ``torch.onnx.export`` or ``torch.export`` traces the model.
+    """
+    if stable is None:
+        stable = not (torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting())
+    if not stable:
+        idx = torch.topk(values, k, dim=-1, largest=True, sorted=False).indices
+        return torch.topk(idx, k, dim=-1, largest=False, sorted=True).values
     idx = torch.sort(values, dim=-1, descending=True, stable=True).indices[..., :k]
     return idx.sort(dim=-1).values
 

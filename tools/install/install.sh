@@ -57,6 +57,7 @@ step "mmdet3d imports" pip install -q $(reqs_plain "$root/requirements/optional.
 echo "[install] note: pip's resolver complaints about nuscenes-devkit (numpy<2, Shapely~=2.0.3), lyft_dataset_sdk"
 echo "[install]       (black/flake8/pytest) and mmdet3d (open3d) are expected: they are installed --no-deps on purpose"
 step "test tools" pip install -q -r "$root/requirements/tests.txt"
+step "deployment (onnx, onnxruntime)" pip install -q -r "$root/requirements/deploy.txt"
 step "mmsparse (editable)" pip install -q --no-deps --no-build-isolation -e "$root"
 step "import check" "$venv/bin/python" - <<'PY'
 import torch, mmcv, mmcv.ops, mmengine, mmdet, mmseg, mmpretrain, mmdet3d, timm, numpy
