@@ -24,6 +24,17 @@ def toy_imagenet(tmp_path_factory):
     return str(out)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test: on a 2-core machine shared with other processes, two OpenMP
+    threads per process thrash (a tiny Swin ran ~40x slower than with one)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _restore_default_scope():
     """Tests that build through a registry depend on the current mmengine ``DefaultScope``; a test

@@ -32,13 +32,7 @@ SEG_OPTIONS = dict(SWIN, **{'model.decode_head.in_channels': [16, 32, 64, 128], 
 ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _randomize_(model, seed=0):

@@ -275,7 +275,7 @@ def test_latency_constraint_from_lut(tmp_path):
         runner.train()
 
 
-def test_latency_lut_is_measured_when_missing(tmp_path, one_thread):
+def test_latency_lut_is_measured_when_missing(tmp_path, one_torch_thread):
     model = SwinFidelityModel()
     runner = make_runner(tmp_path, 'calib', 'latency_calibrate', model=model, generations=1, population=4,
                          parents=2, report_references=False, input_shape=(56, 56),
@@ -383,16 +383,7 @@ class SwinFidelityModel(BaseModel):
         return [-float((p - d).norm()) for p, d in zip(pruned, dense)]
 
 
-@pytest.fixture
-def one_thread():
-    # on a shared 2-core machine, 2 OpenMP threads made this tiny Swin ~40x slower than 1 thread
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_search_on_sparse_swin(tmp_path, one_thread):
+def test_search_on_sparse_swin(tmp_path, one_torch_thread):
     from mmsparse.engine.loops.search_constraints import swin_cost_kwargs
     model = SwinFidelityModel()
     kwargs = swin_cost_kwargs(model.backbone)
@@ -453,7 +444,7 @@ class SeededSwinFidelityModel(SwinFidelityModel):
         pass  # keep the seeded weights: two runners (two random seeds) must score the same model
 
 
-def test_compiled_search_scores_like_the_eager_one(tmp_path, one_thread):
+def test_compiled_search_scores_like_the_eager_one(tmp_path, one_torch_thread):
     # aot_eager: dynamo's graphs (one per ratio set) without inductor's C++ build
     from torch._dynamo.utils import counters
     # one batch of the whole subset: one image shape, so one graph per ratio set

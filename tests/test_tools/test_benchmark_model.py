@@ -4,17 +4,11 @@ the dense package Swin and for SparseSwin at pruned ratios. No timing is asserte
 import json
 
 import pytest
-import torch
 
 from tests.tool_runner import REPO_ROOT
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_analytic_backbone_macs_equal_flop_counter(tmp_path):

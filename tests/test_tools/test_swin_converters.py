@@ -11,13 +11,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2), drop_path_rate=0.)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 OpenMP threads per process thrash."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _load_tool():

@@ -111,8 +111,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    from run_common import run_main  # noqa: E402
+    sys.exit(run_main(main))

@@ -40,13 +40,7 @@ def make_pair(seed=0, **kwargs):
     return dense, sparse
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 OpenMP threads per process thrash."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 _MMDET_ARGS = ('embed_dims', 'num_heads', 'depths', 'drop_path_rate', 'with_cp', 'out_indices',
