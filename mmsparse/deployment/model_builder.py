@@ -1,4 +1,5 @@
 """Build a task model (classifier, segmentor, detector, mono-3D detector) from a config for export or timing."""
+import os.path as osp
 from typing import Optional
 
 __all__ = ['build_model', 'task_of', 'find_sparse_backbone', 'apply_ratios', 'TASKS']
@@ -22,8 +23,12 @@ def build_model(config, checkpoint: Optional[str] = None, cfg_options: Optional[
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
 
-    import mmsparse  # noqa: F401  (registers our modules, installs the checkpoint loader)
-    import mmsparse.models  # noqa: F401
+    import mmsparse.models  # noqa: F401  (registers our modules, installs the checkpoint loader)
+    from mmsparse.utils import InputNotFoundError, check_checkpoint_file
+    if not isinstance(config, Config) and not osp.isfile(config):
+        raise InputNotFoundError(f'config file not found: {config}')
+    if checkpoint is not None:
+        check_checkpoint_file(checkpoint)  # a missing or corrupt file is named before anything runs
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
