@@ -8,7 +8,7 @@ import platform
 
 import torch
 
-__all__ = ['cpu_model', 'cpu_isa', 'describe_machine']
+__all__ = ['cpu_model', 'cpu_isa', 'cpu_description', 'describe_machine']
 
 # strongest first: the first flag found names the ISA class
 _ISA_FLAGS = (('amx_tile', 'AMX'), ('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'),
@@ -40,11 +40,15 @@ def cpu_isa() -> str:
     return ' + '.join(n for n in have if n in ('AMX', 'AVX-512', 'AVX2')) or (have[0] if have else '')
 
 
+def cpu_description() -> str:
+    """``'<model>, ISA <isa>, <n> cores'``: the CPU line of a benchmark table header."""
+    return f'{cpu_model()}, ISA {cpu_isa() or "unknown"}, {os.cpu_count()} cores'
+
+
 def describe_machine(device='cpu') -> str:
     """``'CPU: <model>, ISA <isa>, <n> cores, torch <v> (<t> threads)'`` or ``'GPU: <name>, ...'``."""
     device = torch.device(device)
     if device.type == 'cuda':
         return (f'GPU: {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, '
                 f'torch {torch.__version__}; host CPU {cpu_model()}')
-    return (f'CPU: {cpu_model()}, ISA {cpu_isa() or "unknown"}, {os.cpu_count()} cores, '
-            f'torch {torch.__version__} ({torch.get_num_threads()} threads)')
+    return f'CPU: {cpu_description()}, torch {torch.__version__} ({torch.get_num_threads()} threads)'

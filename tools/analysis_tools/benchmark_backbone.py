@@ -27,12 +27,12 @@ import time
 
 import torch
 
+from mmsparse.models.backbones.sparse_swin import SPARSE_ONLY_ARGS  # noqa: E402
 from mmsparse.sparsity.latency import interquartile_mean  # noqa: E402
+from mmsparse.sparsity.machine import cpu_description  # noqa: E402
 from mmsparse.sparsity.ratios import PUBLISHED_RATIOS as NAMED_RATIOS  # noqa: E402
 from mmsparse.sparsity.ratios import named_or_json_ratios  # noqa: E402
 
-SPARSE_ONLY_ARGS = ('pruning_ratios', 'score_mode', 'pad_mode', 'keep_rounding', 'min_keep',
-                    'record_selection', 'force_window_path', 'fused_attention')
 
 
 def add_backbone_args(p):
@@ -106,25 +106,6 @@ def build_models(bb_cfg, seed, device):
     dense.to(device).eval()  # mmdet's Swin.train() returns None: no chaining
     sparse.to(device).eval()
     return dense, sparse
-
-
-def cpu_description():
-    """``'<model name>, <ISA>'`` of this CPU (from /proc/cpuinfo; 'unknown CPU' elsewhere)."""
-    model, flags = 'unknown CPU', set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name' and model == 'unknown CPU':
-                    model = value.strip()
-                elif key.strip() == 'flags' and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    isa = [name for flag, name in (('avx2', 'AVX2'), ('avx512f', 'AVX-512'),
-                                   ('avx512_bf16', 'AVX512-BF16'), ('amx_tile', 'AMX'))
-           if flag in flags]
-    return f'{model}, {"/".join(isa) or "no AVX2"}'
 
 
 def build_variants(args, dense, sparse, num_sets):

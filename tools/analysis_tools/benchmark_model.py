@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import copy
 import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -36,10 +35,11 @@ import time
 
 import torch
 
-SPARSE_ONLY_ARGS = ('pruning_ratios', 'score_mode', 'pad_mode', 'keep_rounding', 'min_keep',
-                    'record_selection', 'force_window_path', 'fused_attention')
+from mmsparse.models.backbones.sparse_swin import SPARSE_ONLY_ARGS
+from mmsparse.sparsity.flop_count import count_macs
+from mmsparse.sparsity.machine import cpu_description
+
 BACKENDS = ('eager', 'compile', 'onnxruntime')
-ISA_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16', 'amx_int8')
 
 
 def parse_args(argv=None):
@@ -62,23 +62,6 @@ def parse_args(argv=None):
     p.add_argument('--json', default=None, help='also write the rows to this JSON file')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)
     return p.parse_args(argv)
-
-
-def cpu_description() -> str:
-    """``'<model name>; ISA: avx2 avx512f ...'`` from /proc/cpuinfo (Linux), else the platform."""
-    import platform
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name') and name in ('', platform.machine(), platform.processor()):
-                    name = line.split(':', 1)[1].strip()
-                elif line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    isa = ' '.join(f for f in ISA_FLAGS if f in flags) or 'unknown'
-    return f'{name}, {os.cpu_count()} logical CPUs; ISA: {isa}'
 
 
 def dense_backbone(cfg, task, sparse_backbone):
@@ -125,29 +108,6 @@ def preprocessed_images(model, data):
     """The backbone input the model's data preprocessor makes of ``data``."""
     out = model.data_preprocessor(copy.copy(data), False)['inputs']
     return out['imgs'] if isinstance(out, dict) else out
-
-
-def _sdpa_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
-    """FLOPs of attention ``(B, h, Lq, d) x (B, h, Lk, d) -> (B, h, Lq, dv)``: QK^T and A.V."""
-    b, h, lq, d = query_shape
-    lk, dv = key_shape[-2], value_shape[-1]
-    return 2 * b * h * lq * lk * (d + dv)
-
-
-def count_macs(fn) -> int:
-    """MACs of ``fn()`` by ``FlopCounterMode`` (2 FLOPs per multiply-add of matmuls, convs, attention).
-
-    torch's table has no entry for the CPU fused attention kernel that SparseSwin's window path uses,
-    so it is added here with the same formula as the other attention kernels.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-    mapping = {}
-    cpu_sdpa = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
-    if cpu_sdpa is not None:
-        mapping[cpu_sdpa] = _sdpa_flops
-    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-        fn()
-    return counter.get_total_flops() // 2
 
 
 def analytic_backbone_macs(bb_cfg, image_hw, ratios, batch):

@@ -21,6 +21,9 @@ from mmsparse.sparsity.window_selection import KEEP_ROUNDINGS, SCORE_MODES
 from .sparse_swin_stage import GeometryCache, WindowPathOptions, sparse_stage_forward
 
 PAD_MODES = ('dense', 'reference')
+# the constructor arguments SparseSwin adds to mmdet's SwinTransformer (a dense twin drops them)
+SPARSE_ONLY_ARGS = ('pruning_ratios', 'score_mode', 'pad_mode', 'keep_rounding', 'min_keep',
+                    'record_selection', 'force_window_path', 'fused_attention')
 RATIOS_KEY = 'pruning_ratios'
 
 

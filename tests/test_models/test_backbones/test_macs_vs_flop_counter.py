@@ -10,10 +10,10 @@ import math
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from mmsparse.models import SparseSwin
 from mmsparse.sparsity.cost import swin_macs
+from mmsparse.sparsity.flop_count import count_macs
 from mmsparse.sparsity.window_selection import first_pruned_block, stage_geometry, stage_hw
 from mmsparse.sparsity.vit_cost import vit_cost
 
@@ -21,19 +21,10 @@ TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2))
 CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
 
 
-def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-# torch's counter has no formula for the CPU fused attention kernel (the fused_attention path)
-CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
-
-
 def counted_macs(module, *inputs):
     module.eval()
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
-        module(*inputs)
-    return counter.get_total_flops() // 2
+    with torch.no_grad():
+        return count_macs(lambda: module(*inputs))
 
 
 @pytest.mark.parametrize('ratios', [None, CFG2, 0.5, [[.9, .9], [.5, .7], [.3] * 6, [.5, .5]]])
