@@ -5,8 +5,6 @@ checkpoint loader fix. :func:`setup_openmmlab` is idempotent; the plug-in packag
 It lives apart from ``mmsparse/__init__.py`` so that the torch-only core (``mmsparse.sparsity``) and the
 toy data generators import without mmengine or mmcv.
 """
-from mmsparse.version import __version__  # noqa: F401
-
 MMCV_RANGE = ('2.1.0', '2.2.0')
 MMENGINE_RANGE = ('0.10.7', '1.0.0')
 

@@ -18,11 +18,17 @@ def _load_tool():
     return mod
 
 
+def tiny_swin_config(tmp_path, embed_dims):
+    """A config file whose backbone is a narrow mmdet Swin of Swin-T depth (the benchmark's input)."""
+    cfg = tmp_path / 'tiny_swin.py'
+    cfg.write_text(f"model = dict(backbone=dict(type='SwinTransformer', embed_dims={embed_dims}, "
+                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    return cfg
+
+
 def test_benchmark_rows(tmp_path, capsys):
     tool = _load_tool()
-    cfg = tmp_path / 'tiny_swin.py'
-    cfg.write_text("model = dict(backbone=dict(type='SwinTransformer', embed_dims=32, "
-                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    cfg = tiny_swin_config(tmp_path, embed_dims=32)
     out = tmp_path / 'rows.json'
     rc = tool.main([str(cfg), '--shape', '112', '160', '--repeat', '2', '--warmup', '0', '--threads',
                     '1', '--ratios', 'dense', 'cfg2', 'uniform-0.5', '[[0.1,0.1],[0,0],[0,0,0,0,0,0],[0,0]]',
@@ -52,9 +58,7 @@ def test_benchmark_rows(tmp_path, capsys):
 def test_benchmark_bf16_autocast(tmp_path):
     # bf16 autocast: the fused kernel gets its additive mask in the query dtype; ratio 0 stays exact
     tool = _load_tool()
-    cfg = tmp_path / 'tiny_swin.py'
-    cfg.write_text("model = dict(backbone=dict(type='SwinTransformer', embed_dims=32, "
-                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    cfg = tiny_swin_config(tmp_path, embed_dims=32)
     out = tmp_path / 'rows.json'
     assert tool.main([str(cfg), '--shape', '112', '144', '--repeat', '1', '--warmup', '0', '--threads',
                       '1', '--amp', '--ratios', 'cfg2', '--json', str(out)]) == 0
@@ -64,9 +68,7 @@ def test_benchmark_bf16_autocast(tmp_path):
 def test_benchmark_compiled_rows_match_eager(tmp_path, capsys):
     # aot_eager: the same dynamo graphs as inductor (fullgraph, one per ratio set) in seconds
     tool = _load_tool()
-    cfg = tmp_path / 'tiny_swin.py'
-    cfg.write_text("model = dict(backbone=dict(type='SwinTransformer', embed_dims=16, "
-                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    cfg = tiny_swin_config(tmp_path, embed_dims=16)
     out = tmp_path / 'rows.json'
     assert tool.main([str(cfg), '--shape', '112', '112', '--repeat', '1', '--warmup', '0', '--threads',
                       '1', '--ratios', 'cfg2', 'uniform-0.5', '--compile', '--compile-backend',
