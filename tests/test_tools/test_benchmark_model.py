@@ -24,7 +24,8 @@ def test_analytic_backbone_macs_equal_flop_counter(tmp_path):
         assert r['whole_gmacs_counted'] * 1e9 == pytest.approx(r['backbone_gmacs_counted'] * 1e9 + 256 * 8, abs=0.5)
     dense, cfg2, half = rows
     assert dense['backbone_gmacs_analytic'] > cfg2['backbone_gmacs_analytic'] > half['backbone_gmacs_analytic']
-    # the Amdahl bound follows from the row's own numbers
-    p = dense['backbone_share']
+    # the Amdahl bound follows from the row's own numbers; the share is capped at 1 (with one timed
+    # round the backbone alone can time slower than the whole model, as it did once in a full run)
+    p = min(dense['backbone_share'], 1.0)
     for r in rows:
         assert r['amdahl_bound'] == pytest.approx(1 / ((1 - p) + p / r['backbone_speedup']))
