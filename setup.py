@@ -1,7 +1,6 @@
 """mmsparse: activation- and weight-sparse Vision Transformers for OpenMMLab."""
 import os.path as osp
 import re
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))

@@ -13,8 +13,7 @@ from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import \
-    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
@@ -29,19 +28,16 @@ from mmengine.registry import Registry
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmsparse.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmsparse.engine'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmsparse.engine'])
-LOG_PROCESSORS = Registry(
-    'log_processor', parent=MMENGINE_LOG_PROCESSORS, locations=['mmsparse.engine'])
+LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, locations=['mmsparse.engine'])
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, locations=['mmsparse.engine'])
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=['mmsparse.engine'])
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=['mmsparse.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     locations=['mmsparse.engine'])
 PARAM_SCHEDULERS = Registry(
     'parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, locations=['mmsparse.engine'])
-MODEL_WRAPPERS = Registry(
-    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmsparse.engine'])
+MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmsparse.engine'])
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmsparse.models'])
 WEIGHT_INITIALIZERS = Registry(
@@ -49,13 +45,11 @@ WEIGHT_INITIALIZERS = Registry(
 TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, locations=['mmsparse.models'])
 
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=['mmsparse.datasets'])
-DATA_SAMPLERS = Registry(
-    'data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=['mmsparse.datasets'])
+DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=['mmsparse.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['mmsparse.datasets'])
 
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['mmsparse.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['mmsparse.evaluation'])
 
-VISUALIZERS = Registry(
-    'visualizer', parent=MMENGINE_VISUALIZERS, locations=['mmsparse.visualization'])
+VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, locations=['mmsparse.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, locations=['mmsparse.visualization'])

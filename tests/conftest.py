@@ -10,7 +10,6 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-
 import pytest  # noqa: E402
 
 
@@ -19,8 +18,11 @@ def toy_imagenet(tmp_path_factory):
     """A small toy ImageNet tree (8 classes x 16 train / 4 val images, 32x32), generated once."""
     from tests.tool_runner import run_tool
     out = tmp_path_factory.mktemp('data') / 'toy_imagenet'
-    run_tool(['dataset_converters/make_toy_imagenet.py', '--out', str(out), '--num-classes', '8',
-              '--per-class', '16', '--val-per-class', '4', '--size', '32', '--seed', '0'])
+    run_tool([
+        'dataset_converters/make_toy_imagenet.py', '--out',
+        str(out), '--num-classes', '8', '--per-class', '16', '--val-per-class', '4', '--size', '32', '--seed',
+        '0'
+    ])
     return str(out)
 
 

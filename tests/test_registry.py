@@ -48,23 +48,42 @@ def test_cross_scope_backbone_build(scope):
 def _build_task_model(scope):
     tiny = dict(type='mmsparse.TinyTestBackbone', out_channels=8)
     if scope == 'mmpretrain':
-        cfg = dict(type='ImageClassifier', backbone=tiny, neck=dict(type='GlobalAveragePooling'),
-                   head=dict(type='LinearClsHead', num_classes=5, in_channels=8))
+        cfg = dict(
+            type='ImageClassifier',
+            backbone=tiny,
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=8))
     elif scope == 'mmseg':
-        cfg = dict(type='EncoderDecoder', backbone=tiny,
-                   decode_head=dict(type='FCNHead', in_channels=8, channels=8, num_convs=1,
-                                    num_classes=5, norm_cfg=dict(type='BN')))
+        cfg = dict(
+            type='EncoderDecoder',
+            backbone=tiny,
+            decode_head=dict(
+                type='FCNHead',
+                in_channels=8,
+                channels=8,
+                num_convs=1,
+                num_classes=5,
+                norm_cfg=dict(type='BN')))
     else:  # mmdet / mmdet3d: a one-stage detector on top of the backbone
-        cfg = dict(type='RetinaNet', backbone=tiny,
-                   neck=dict(type='mmdet.FPN', in_channels=[8], out_channels=8, num_outs=1),
-                   bbox_head=dict(
-                       type='mmdet.RetinaHead', num_classes=3, in_channels=8, feat_channels=8,
-                       stacked_convs=1,
-                       anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
-                                             scales_per_octave=1, ratios=[1.0], strides=[2]),
-                       bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
-                       loss_cls=dict(type='FocalLoss', use_sigmoid=True),
-                       loss_bbox=dict(type='L1Loss')))
+        cfg = dict(
+            type='RetinaNet',
+            backbone=tiny,
+            neck=dict(type='mmdet.FPN', in_channels=[8], out_channels=8, num_outs=1),
+            bbox_head=dict(
+                type='mmdet.RetinaHead',
+                num_classes=3,
+                in_channels=8,
+                feat_channels=8,
+                stacked_convs=1,
+                anchor_generator=dict(
+                    type='AnchorGenerator',
+                    octave_base_scale=4,
+                    scales_per_octave=1,
+                    ratios=[1.0],
+                    strides=[2]),
+                bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+                loss_cls=dict(type='FocalLoss', use_sigmoid=True),
+                loss_bbox=dict(type='L1Loss')))
         if scope == 'mmdet3d':  # the same detector, its mmdet parts named from the mmdet3d scope
             cfg['type'] = 'mmdet.RetinaNet'
             head = cfg['bbox_head']

@@ -23,8 +23,7 @@ def run_tool(args, timeout=900, env=None, check=True):
         full_env['PYTHON'] = sys.executable
     else:
         cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', args[0])] + list(args[1:])
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f'{" ".join(cmd)} exited {proc.returncode}\n--- stdout\n'
                              f'{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}')
@@ -50,9 +49,11 @@ def train_losses(work_dir):
 def train_briefly(config, work_dir, data_options, iters, warmup_iters, extra=(), env=None):
     """``tools/train.py`` for ``iters`` iterations without validation, logging every iteration and
     checkpointing once at the end (``iter_<iters>.pth``); ``warmup_iters`` ends the first scheduler."""
-    run_tool(['train.py', config, '--work-dir', work_dir, '--cfg-options', *data_options,
-              f'train_cfg.max_iters={iters}', 'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
-              f'default_hooks.checkpoint.interval={iters}', f'param_scheduler.0.end={warmup_iters}', *extra],
+    run_tool([
+        'train.py', config, '--work-dir', work_dir, '--cfg-options', *data_options,
+        f'train_cfg.max_iters={iters}', 'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
+        f'default_hooks.checkpoint.interval={iters}', f'param_scheduler.0.end={warmup_iters}', *extra
+    ],
              env=env)
     return work_dir
 

@@ -33,43 +33,52 @@ CFG = 'configs/sparsevit'
 
 # Everything that differs between tasks: which generator, which configs, which metrics.
 TASKS = {
-    'det': dict(
-        generator=['tools/dataset_converters/make_toy_coco.py', '--num-train', '128', '--num-val',
-                   '24', '--size', '224', '--num-classes', '3', '--seed', '0'],
+    'det':
+    dict(
+        generator=[
+            'tools/dataset_converters/make_toy_coco.py', '--num-train', '128', '--num-val', '24', '--size',
+            '224', '--num-classes', '3', '--seed', '0'
+        ],
         data='toy_coco',
-        data_options=lambda d: [
-            f'{k}.dataset.data_root={d}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-        ] + [f'{k}.ann_file={d}/annotations/instances_val2017.json' for k in ('val_evaluator',
-                                                                             'test_evaluator')],
+        data_options=lambda d:
+        [f'{k}.dataset.data_root={d}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')] +
+        [f'{k}.ann_file={d}/annotations/instances_val2017.json' for k in ('val_evaluator', 'test_evaluator')],
         dense=f'{CFG}/maskrcnn_swin_t_toy.py',
         saa=f'{CFG}/maskrcnn_swin_t_saa_toy.py',
         search=f'{CFG}/maskrcnn_swin_t_search_toy.py',
         images=lambda d: sorted(glob.glob(f'{d}/val2017/*.jpg')),
         objects=lambda d: ['--ann-file', f'{d}/annotations/instances_val2017.json'],
         shape=(224, 224),
-        metrics={'bbox AP': 'coco/bbox_mAP', 'segm AP': 'coco/segm_mAP'}),
-    'cls': dict(
-        generator=['tools/dataset_converters/make_toy_imagenet.py', '--num-classes', '8', '--per-class',
-                   '32', '--val-per-class', '8', '--size', '224', '--colors', '6', '--seed', '0'],
+        metrics={
+            'bbox AP': 'coco/bbox_mAP',
+            'segm AP': 'coco/segm_mAP'
+        }),
+    'cls':
+    dict(
+        generator=[
+            'tools/dataset_converters/make_toy_imagenet.py', '--num-classes', '8', '--per-class', '32',
+            '--val-per-class', '8', '--size', '224', '--colors', '6', '--seed', '0'
+        ],
         # six colours for eight shapes: two pairs of classes share a colour and differ in shape alone
         # (one colour per class: 100 % top-1 for every ratio; two or four colours: 52 / 59 % dense)
         data='toy_imagenet_224_c6',
-        data_options=lambda d: [
-            f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-        ],
+        data_options=lambda d:
+        [f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')],
         dense=f'{CFG}/swin_t_in1k_toy.py',
         saa=f'{CFG}/swin_t_in1k_saa_toy.py',
         search=f'{CFG}/swin_t_in1k_search_toy.py',
         images=lambda d: sorted(glob.glob(f'{d}/val/*/*.JPEG')),
         shape=(224, 224),
         metrics={'top-1': 'accuracy/top1'}),
-    'seg': dict(
-        generator=['tools/dataset_converters/make_toy_ade.py', '--num-train', '64', '--num-val', '16',
-                   '--size', '128', '--num-classes', '3', '--seed', '0'],
-        data='toy_ade',
-        data_options=lambda d: [
-            f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    'seg':
+    dict(
+        generator=[
+            'tools/dataset_converters/make_toy_ade.py', '--num-train', '64', '--num-val', '16', '--size',
+            '128', '--num-classes', '3', '--seed', '0'
         ],
+        data='toy_ade',
+        data_options=lambda d:
+        [f'{k}.dataset.data_root={d}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')],
         dense=f'{CFG}/upernet_swin_t_ade20k_toy.py',
         saa=f'{CFG}/upernet_swin_t_ade20k_saa_toy.py',
         search=f'{CFG}/upernet_swin_t_ade20k_search_toy.py',
@@ -77,9 +86,12 @@ TASKS = {
         objects=lambda d: ['--label-dir', f'{d}/annotations/validation', '--background', '0', '1'],
         shape=(128, 128),
         metrics={'mIoU': 'mIoU'}),
-    'mono3d': dict(
-        generator=['tools/dataset_converters/make_toy_kitti_mono3d.py', '--num-train', '48', '--num-val',
-                   '16', '--seed', '0'],
+    'mono3d':
+    dict(
+        generator=[
+            'tools/dataset_converters/make_toy_kitti_mono3d.py', '--num-train', '48', '--num-val', '16',
+            '--seed', '0'
+        ],
         data='toy_kitti',
         data_options=lambda d: [
             f'{k}.dataset.data_root={d}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -89,21 +101,24 @@ TASKS = {
         search=f'{CFG}/pgd_swin_t_kitti_mono3d_search_toy.py',
         images=lambda d: sorted(glob.glob(f'{d}/training/image_2/*.png')),
         shape=(160, 480),
-        metrics={'Car 2D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_2D_AP40_moderate_strict',
-                 'Car 3D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict'}),
+        metrics={
+            'Car 2D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_2D_AP40_moderate_strict',
+            'Car 3D AP40 mod.': 'Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict'
+        }),
 }
-
 
 VAL_IMAGES = 24  # images the object recall is measured on (the first of the val set)
 
 
 def recall_table(recall):
     """Per-stage object recall of the searched model's kept windows against random windows."""
-    lines = [f"object recall of the searched model on {len(recall['images'])} val images (share of "
-             'ground-truth object pixels inside the processed windows, mean over the window-path '
-             f"blocks; random: same number of windows drawn at random, {recall['num_draws']} draws, "
-             f"seed {recall['seed']})", '',
-             '| stage | object recall | random windows | k / nW |', '|---|---|---|---|']
+    lines = [
+        f"object recall of the searched model on {len(recall['images'])} val images (share of "
+        'ground-truth object pixels inside the processed windows, mean over the window-path '
+        f"blocks; random: same number of windows drawn at random, {recall['num_draws']} draws, "
+        f"seed {recall['seed']})", '', '| stage | object recall | random windows | k / nW |',
+        '|---|---|---|---|'
+    ]
     for st in recall['stages']:
         lines.append(f"| {st['stage']} | {st['object_recall']:.3f} | {st['random_recall']:.3f} | "
                      f"{st['chance']:.3f} |")
@@ -128,8 +143,13 @@ class Demo:
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
         with open(self.log, 'a') as f:
             f.write(f'\n=== {step}: {" ".join(cmd)}\n')
-            proc = subprocess.Popen([sys.executable] + cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                [sys.executable] + cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True)
             for line in proc.stdout:
                 sys.stdout.write(line)
                 f.write(line)
@@ -160,8 +180,9 @@ class Demo:
         dense_ckpt = self.train('dense', task['dense'])
         saa_ckpt = self.train('saa', task['saa'], load_from=dense_ckpt)
         search_dir = osp.join(self.work_dir, 'search')
-        self.run('search', ['tools/search.py', task['search'], saa_ckpt, '--work-dir', search_dir,
-                            '--cfg-options'] + task['data_options'](self.data))
+        self.run('search',
+                 ['tools/search.py', task['search'], saa_ckpt, '--work-dir', search_dir, '--cfg-options'] +
+                 task['data_options'](self.data))
         with open(osp.join(search_dir, 'best_ratios.json')) as f:
             best = json.load(f)
         finetune_cfg = sorted(glob.glob(osp.join(search_dir, 'finetune_*.py')))[-1]
@@ -171,16 +192,18 @@ class Demo:
         ratios = best['pruning_ratios']
         bench_json = osp.join(self.work_dir, 'backbone_benchmark.json')
         shape = [str(s) for s in task['shape']]
-        self.run('benchmark', ['tools/analysis_tools/benchmark_backbone.py', task['dense'], '--ratios',
-                               'dense', json.dumps(ratios), '--shape', *shape, '--repeat', '10',
-                               '--json', bench_json])
+        self.run('benchmark', [
+            'tools/analysis_tools/benchmark_backbone.py', task['dense'], '--ratios', 'dense',
+            json.dumps(ratios), '--shape', *shape, '--repeat', '10', '--json', bench_json
+        ])
         vis_dir = osp.join(self.work_dir, 'kept_windows')
         images = task['images'](self.data)
         objects = task.get('objects', lambda d: [])(self.data)
         # the figure shows the first two images; object recall is averaged over the whole val set
-        self.run('kept windows', ['tools/analysis_tools/vis_windows.py', finetune_cfg, ft_ckpt,
-                                  *images[:VAL_IMAGES], '--ratios', json.dumps(ratios), '--shape', *shape,
-                                  '--out-dir', vis_dir, '--figure-images', '2', *objects])
+        self.run('kept windows', [
+            'tools/analysis_tools/vis_windows.py', finetune_cfg, ft_ckpt, *images[:VAL_IMAGES], '--ratios',
+            json.dumps(ratios), '--shape', *shape, '--out-dir', vis_dir, '--figure-images', '2', *objects
+        ])
         recall = None
         if objects:
             with open(osp.join(vis_dir, 'object_recall.json')) as f:
@@ -197,10 +220,13 @@ class Demo:
         steps = ', '.join(f'{k} {v:.0f} s' for k, v in self.timings.items())
         with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
             f.write(f'{table}\n\nwall time {wall:.0f} s ({steps})\n')
-        self.run('summary', ['tools/analysis_tools/demo_summary.py', search_dir,
-                             osp.join(vis_dir, 'kept_windows.png'), osp.join(self.work_dir, 'results.md'),
-                             osp.join(self.work_dir, 'summary.png'), '--title',
-                             f'mmsparse demo: {self.name} ({osp.basename(task["dense"])})'])
+        self.run('summary', [
+            'tools/analysis_tools/demo_summary.py', search_dir,
+            osp.join(vis_dir, 'kept_windows.png'),
+            osp.join(self.work_dir, 'results.md'),
+            osp.join(self.work_dir, 'summary.png'), '--title',
+            f'mmsparse demo: {self.name} ({osp.basename(task["dense"])})'
+        ])
         print(f'\n[demo] task {self.name} finished in {wall:.0f} s ({steps})\n\n{table}\n\n'
               f'[demo] written to {self.work_dir}: results.md, summary.png, pareto.png, kept_windows/, '
               'demo.log')

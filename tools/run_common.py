@@ -27,8 +27,7 @@ def load_config(path, cfg_options=None, launcher='none', work_dir=None):
     return cfg
 
 
-def build_runner(cfg, resume_auto=False, loaders=('train_dataloader', 'val_dataloader',
-                                                  'test_dataloader')):
+def build_runner(cfg, resume_auto=False, loaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
     """Check the checkpoint to load, set up CPU distributed if needed, and build the Runner.
 
     A missing or corrupt checkpoint is reported here, before the Runner creates or touches
@@ -103,6 +102,7 @@ def run_main(main):
     ("terminate called without an active exception"), which fails the whole torchrun job.
     """
     import sys
+
     from mmsparse.utils import (CorruptCheckpointError, InputNotFoundError, UntrustedCheckpointError,
                                 teardown_distributed)
     try:

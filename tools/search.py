@@ -19,7 +19,6 @@ from run_common import set_env_defaults  # noqa: E402
 set_env_defaults()  # before mmdet3d imports numba: KittiMetric scores candidates on CPU too
 
 from mmengine.config import DictAction  # noqa: E402
-
 from run_common import build_runner, load_config, run_main  # noqa: E402
 
 
@@ -31,12 +30,17 @@ def parse_args(argv=None):
     parser.add_argument('--constraint', choices=['macs', 'latency'], help='what the budget bounds')
     parser.add_argument('--budget', type=float, help='upper bound: G MACs or ms')
     parser.add_argument('--min', type=float, dest='budget_min', help='lower bound: G MACs or ms')
-    parser.add_argument('--direct-latency', action='store_true',
-                        help='time every candidate instead of using the latency look-up table')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue from <work-dir>/search_state.json if it exists')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. search_loop.population=50')
+    parser.add_argument(
+        '--direct-latency',
+        action='store_true',
+        help='time every candidate instead of using the latency look-up table')
+    parser.add_argument(
+        '--resume', action='store_true', help='continue from <work-dir>/search_state.json if it exists')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. search_loop.population=50')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)

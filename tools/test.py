@@ -15,7 +15,6 @@ from run_common import set_env_defaults  # noqa: E402
 set_env_defaults()
 
 from mmengine.config import DictAction  # noqa: E402
-
 from run_common import build_runner, load_config, run_main  # noqa: E402
 
 
@@ -25,23 +24,30 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument(
-        '--out', type=str,
+        '--out',
+        type=str,
         help='dump predictions to a pickle file (mmdet: the DumpDetResults format, usable by '
         'pycocotools after conversion; others: mmengine DumpResults)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='directory where painted images will be saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override some settings in the used config, key=value pairs')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, key=value pairs')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--tta', action='store_true', help='test time augmentation (config tta_model)')
     parser.add_argument(
-        '--compile', action='store_true',
+        '--compile',
+        action='store_true',
         help='torch.compile the backbone (a window-pruned one as one graph per ratio set); one compile '
         'per input shape, so it pays for fixed-size inputs (classification, slide-mode segmentation)')
-    parser.add_argument('--compile-mode', default=None,
-                        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
-                        help='torch.compile mode for --compile')
+    parser.add_argument(
+        '--compile-mode',
+        default=None,
+        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+        help='torch.compile mode for --compile')
     parser.add_argument('--compile-backend', default='inductor', help='torch.compile backend for --compile')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -80,8 +86,9 @@ def add_dump_metric(cfg, out):
     if not out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out: the output file must be a pkl file, got {out}')
     scope = cfg.get('default_scope', 'mmengine')
-    dump = (dict(type='mmdet.DumpDetResults', out_file_path=out) if scope == 'mmdet' else
-            dict(type='mmengine.DumpResults', out_file_path=out))
+    dump = (
+        dict(type='mmdet.DumpDetResults', out_file_path=out) if scope == 'mmdet' else dict(
+            type='mmengine.DumpResults', out_file_path=out))
     evaluator = cfg.test_evaluator
     if isinstance(evaluator, (list, tuple)):
         cfg.test_evaluator = list(evaluator) + [dump]
@@ -107,8 +114,12 @@ def main(argv=None):
     runner = build_runner(cfg, loaders=('test_dataloader', ))
     if args.compile:
         from mmsparse.engine.compile_backbone import compile_backbones
-        names = compile_backbones(runner.model, 'tools/test.py --compile', backend=args.compile_backend,
-                                  mode=args.compile_mode, recompile_limit=16)
+        names = compile_backbones(
+            runner.model,
+            'tools/test.py --compile',
+            backend=args.compile_backend,
+            mode=args.compile_mode,
+            recompile_limit=16)
         runner.logger.info(f'--compile: compiled {", ".join(names)} ({args.compile_backend}'
                            f'{", mode " + args.compile_mode if args.compile_mode else ""})')
     metrics = runner.test()

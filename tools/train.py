@@ -16,7 +16,6 @@ from run_common import set_env_defaults  # noqa: E402
 set_env_defaults()
 
 from mmengine.config import DictAction  # noqa: E402
-
 from run_common import build_runner, load_config, run_main  # noqa: E402
 
 
@@ -25,15 +24,22 @@ def parse_args(argv=None):
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
-        '--amp', action='store_true', default=False,
+        '--amp',
+        action='store_true',
+        default=False,
         help='enable automatic mixed precision (fp16 on CUDA, bf16 autocast on CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true', help='enable automatically scaling LR.')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
         help='if a checkpoint is given, resume from it; without a value, resume from the latest '
         'checkpoint in the work_dir.')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override some settings in the used config, key=value pairs, e.g. '
         'train_cfg.max_iters=10 "model.backbone.pruning_ratios=[[0.5,0.5],[0,0],[0]*6,[0,0]]"')
     parser.add_argument(

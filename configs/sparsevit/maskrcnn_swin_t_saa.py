@@ -11,8 +11,11 @@ model = dict(backbone=dict(init_cfg=None))  # weights come from load_from
 
 saa_choices = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 custom_hooks = [
-    dict(type='mmsparse.SparsityAwareAdaptationHook', choices=saa_choices, sample='per_stage_sorted',
-         val_ratios=None)
+    dict(
+        type='mmsparse.SparsityAwareAdaptationHook',
+        choices=saa_choices,
+        sample='per_stage_sorted',
+        val_ratios=None)
 ]
 
 max_epochs = 12

@@ -1,6 +1,7 @@
 # SparseViT step 3 on COCO: evolutionary search of per-pair window ratios on the SAA model, scored by
 # val2017 bbox mAP at 672x672, under a backbone MACs budget (one image; dense Swin-T: 40.41 G).
-#   python tools/search.py configs/sparsevit/maskrcnn_swin_t_search.py work_dirs/maskrcnn_swin_t_saa/epoch_12.pth
+#   python tools/search.py configs/sparsevit/maskrcnn_swin_t_search.py \
+#       work_dirs/maskrcnn_swin_t_saa/epoch_12.pth
 #   python tools/search.py ... --constraint latency --budget 35   (ms, look-up table on this device)
 # 29.1 G is the MACs of the reference's cfg2 (1.39x fewer than dense).
 _base_ = './maskrcnn_swin_t.py'

@@ -13,7 +13,10 @@ width = 64  # FPN / head channels
 
 model = dict(
     backbone=dict(
-        embed_dims=32, num_heads=[1, 2, 4, 8], drop_path_rate=0.1, convert_weights=False,
+        embed_dims=32,
+        num_heads=[1, 2, 4, 8],
+        drop_path_rate=0.1,
+        convert_weights=False,
         init_cfg=None,
         min_keep=1,  # at 224x224 stage 3 has a single window: never prune all of it
         # rank windows by the L2 norm of the whole window tensor: on this toy the reference's score
@@ -27,8 +30,7 @@ model = dict(
         bbox_head=dict(in_channels=width, fc_out_channels=256, num_classes=num_classes),
         mask_roi_extractor=dict(out_channels=width),
         mask_head=dict(in_channels=width, conv_out_channels=width, num_classes=num_classes)),
-    train_cfg=dict(
-        rpn=dict(sampler=dict(num=128)), rcnn=dict(sampler=dict(num=128))),
+    train_cfg=dict(rpn=dict(sampler=dict(num=128)), rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=50)))
 
 train_pipeline = [
@@ -42,9 +44,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
 train_dataloader = dict(
     batch_size=4,
@@ -52,7 +52,9 @@ train_dataloader = dict(
     persistent_workers=False,
     batch_sampler=None,
     dataset=dict(
-        data_root=data_root, metainfo=metainfo, pipeline=train_pipeline,
+        data_root=data_root,
+        metainfo=metainfo,
+        pipeline=train_pipeline,
         filter_cfg=dict(filter_empty_gt=True, min_size=4)))
 val_dataloader = dict(
     batch_size=4,
@@ -71,7 +73,6 @@ param_scheduler = [
 ]
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -18,8 +18,7 @@ pretrained = ('https://github.com/SwinTransformer/storage/releases/download/v1.0
               'swin_tiny_patch4_window7_224.pth')
 model = dict(
     # Swin's ImageNet weights expect RGB with the usual ImageNet statistics (the base is caffe BGR)
-    data_preprocessor=dict(
-        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     backbone=dict(
         _delete_=True,
         type='mmsparse.SparseSwin',

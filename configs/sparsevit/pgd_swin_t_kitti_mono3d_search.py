@@ -22,8 +22,5 @@ search_loop = dict(
     input_shape=(384, 1248),
     base_config='{{ fileDirname }}/pgd_swin_t_kitti_mono3d_finetune.py')
 train_cfg = dict(
-    _delete_=True,
-    dataloader={{_base_.val_dataloader}},
-    evaluator={{_base_.val_evaluator}},
-    **search_loop)
+    _delete_=True, dataloader={{_base_.val_dataloader}}, evaluator={{_base_.val_evaluator}}, **search_loop)
 param_scheduler = None  # nothing is trained

@@ -11,8 +11,7 @@ width = 64  # FPN / head channels
 
 model = dict(
     backbone=dict(
-        embed_dims=32, num_heads=[1, 2, 4, 8], drop_path_rate=0.1, convert_weights=False,
-        init_cfg=None),
+        embed_dims=32, num_heads=[1, 2, 4, 8], drop_path_rate=0.1, convert_weights=False, init_cfg=None),
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=width),
     bbox_head=dict(
         in_channels=width,
@@ -40,10 +39,8 @@ train_pipeline = [
     dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
     dict(
         type='Pack3DDetInputs',
-        keys=[
-            'img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d',
-            'depths'
-        ]),
+        keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d',
+              'depths']),
 ]
 # PGD's predict reads `scale_factor`, so the test pipeline keeps a (no-op) Resize
 test_pipeline = [
@@ -75,7 +72,6 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[240], gamma=0.1)
 ]
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=4)

@@ -4,9 +4,11 @@ _base_ = './swin_t_in1k.py'
 
 load_from = 'work_dirs/swin_t_in1k/epoch_300.pth'
 custom_hooks = [
-    dict(type='mmsparse.SparsityAwareAdaptationHook',
-         choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], sample='per_stage_sorted',
-         val_ratios=None)
+    dict(
+        type='mmsparse.SparsityAwareAdaptationHook',
+        choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        sample='per_stage_sorted',
+        val_ratios=None)
 ]
 train_cfg = dict(max_epochs=30)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))

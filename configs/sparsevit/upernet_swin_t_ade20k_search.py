@@ -23,8 +23,5 @@ search_loop = dict(
     input_shape=(512, 512),
     base_config='{{ fileDirname }}/upernet_swin_t_ade20k_finetune.py')
 train_cfg = dict(
-    _delete_=True,
-    dataloader={{_base_.val_dataloader}},
-    evaluator={{_base_.val_evaluator}},
-    **search_loop)
+    _delete_=True, dataloader={{_base_.val_dataloader}}, evaluator={{_base_.val_evaluator}}, **search_loop)
 param_scheduler = None  # nothing is trained

@@ -15,10 +15,8 @@ model = dict(
     # no fixed crop: training batches are padded to a multiple of 32 (toy images: 64 or 128 px)
     data_preprocessor=dict(size=None, size_divisor=32),
     backbone=dict(
-        embed_dims=32, num_heads=[1, 2, 4, 8], drop_path_rate=0.1, convert_weights=False,
-        init_cfg=None),
-    decode_head=dict(
-        in_channels=[32, 64, 128, 256], channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
+        embed_dims=32, num_heads=[1, 2, 4, 8], drop_path_rate=0.1, convert_weights=False, init_cfg=None),
+    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=128, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
 
 dataset = dict(
@@ -67,5 +65,4 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=max_iters, by_epoch=False)
 ]
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))

@@ -33,11 +33,15 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     dataset=dict(
-        type='CityscapesDataset', data_root=data_root, pipeline=train_pipeline,
+        type='CityscapesDataset',
+        data_root=data_root,
+        pipeline=train_pipeline,
         data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train')))
 val_dataloader = dict(
     dataset=dict(
-        type='CityscapesDataset', data_root=data_root, pipeline=test_pipeline,
+        type='CityscapesDataset',
+        data_root=data_root,
+        pipeline=test_pipeline,
         data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val')))
 test_dataloader = val_dataloader
 

@@ -23,8 +23,17 @@ auto_scale_lr = dict(base_batch_size=1024)
 
 custom_hooks = [
     dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL'),
-    dict(type='mmsparse.PruneGrowHook', mode='unstructured', density=0.5, distribution='erk',
-         delta_t=7000, t_end=0.8, alpha=0.5, decay='cosine', prune='magnitude', grow='gradient',
-         algorithm1=False),
+    dict(
+        type='mmsparse.PruneGrowHook',
+        mode='unstructured',
+        density=0.5,
+        distribution='erk',
+        delta_t=7000,
+        t_end=0.8,
+        alpha=0.5,
+        decay='cosine',
+        prune='magnitude',
+        grow='gradient',
+        algorithm1=False),
 ]
 randomness = dict(seed=0)

@@ -24,8 +24,17 @@ train_cfg = dict(by_epoch=True, max_epochs=600, val_interval=10)
 auto_scale_lr = dict(base_batch_size=512)
 
 custom_hooks = [
-    dict(type='mmsparse.PruneGrowHook', mode='unstructured', density=0.5, distribution='erk',
-         delta_t=20000, t_end=0.8, alpha=0.5, decay='cosine', prune='magnitude', grow='gradient',
-         algorithm1=False)
+    dict(
+        type='mmsparse.PruneGrowHook',
+        mode='unstructured',
+        density=0.5,
+        distribution='erk',
+        delta_t=20000,
+        t_end=0.8,
+        alpha=0.5,
+        decay='cosine',
+        prune='magnitude',
+        grow='gradient',
+        algorithm1=False)
 ]
 randomness = dict(seed=0)

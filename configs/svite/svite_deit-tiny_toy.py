@@ -12,36 +12,65 @@ data_preprocessor = dict(
 model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=192, num_layers=4, num_heads=3, feedforward_channels=768),
-        img_size=32, patch_size=8, drop_path_rate=0.0),
+        img_size=32,
+        patch_size=8,
+        drop_path_rate=0.0),
     head=dict(num_classes=num_classes),
     train_cfg=None)  # no Mixup / CutMix
 
 pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 train_dataloader = dict(
-    _delete_=True, batch_size=8, num_workers=0,
+    _delete_=True,
+    batch_size=8,
+    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CustomDataset', data_root=data_root, ann_file='meta/train.txt',
-                 data_prefix='train', pipeline=pipeline))
+    dataset=dict(
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='meta/train.txt',
+        data_prefix='train',
+        pipeline=pipeline))
 val_dataloader = dict(
-    _delete_=True, batch_size=32, num_workers=0,
+    _delete_=True,
+    batch_size=32,
+    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CustomDataset', data_root=data_root, ann_file='meta/val.txt',
-                 data_prefix='val', pipeline=pipeline))
+    dataset=dict(
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='meta/val.txt',
+        data_prefix='val',
+        pipeline=pipeline))
 test_dataloader = val_dataloader
 
-optim_wrapper = dict(type='mmsparse.SViTEOptimWrapper', _delete_=True,
-                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-                     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
-                                        custom_keys={'.cls_token': dict(decay_mult=0.0),
-                                                     '.pos_embed': dict(decay_mult=0.0)}))
+optim_wrapper = dict(
+    type='mmsparse.SViTEOptimWrapper',
+    _delete_=True,
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            '.cls_token': dict(decay_mult=0.0),
+            '.pos_embed': dict(decay_mult=0.0)
+        }))
 param_scheduler = []
 train_cfg = dict(_delete_=True, by_epoch=False, max_iters=10, val_interval=10)
 auto_scale_lr = dict(base_batch_size=8)
 
 custom_hooks = [
-    dict(type='mmsparse.PruneGrowHook', mode='unstructured', density=0.5, distribution='erk',
-         delta_t=2, t_end=0.8, alpha=0.5, decay='cosine', prune='magnitude', grow='gradient',
-         algorithm1=False)
+    dict(
+        type='mmsparse.PruneGrowHook',
+        mode='unstructured',
+        density=0.5,
+        distribution='erk',
+        delta_t=2,
+        t_end=0.8,
+        alpha=0.5,
+        decay='cosine',
+        prune='magnitude',
+        grow='gradient',
+        algorithm1=False)
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),

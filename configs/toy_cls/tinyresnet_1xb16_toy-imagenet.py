@@ -14,12 +14,20 @@ data_preprocessor = dict(
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='ResNet', depth=18, stem_channels=16, base_channels=16, num_stages=4,
-        out_indices=(3, ), norm_cfg=dict(type='BN')),
+        type='ResNet',
+        depth=18,
+        stem_channels=16,
+        base_channels=16,
+        num_stages=4,
+        out_indices=(3, ),
+        norm_cfg=dict(type='BN')),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
-        type='LinearClsHead', num_classes=num_classes, in_channels=128,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)))
+        type='LinearClsHead',
+        num_classes=num_classes,
+        in_channels=128,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))
 
 pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 

@@ -4,8 +4,8 @@
 imports happen inside the functions, so importing it needs neither package.
 """
 from .model_builder import apply_ratios, build_model, find_sparse_backbone, task_of
-from .onnx_export import (METADATA_PREFIX, TENSORRT_MAX_TOPK, check_exported_graph, export_onnx,
-                          ort_session, read_metadata, run_onnxruntime)
+from .onnx_export import (METADATA_PREFIX, TENSORRT_MAX_TOPK, check_exported_graph, export_onnx, ort_session,
+                          read_metadata, run_onnxruntime)
 from .parts import PARTS, default_part, export_part
 
 __all__ = [

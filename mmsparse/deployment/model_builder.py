@@ -1,4 +1,4 @@
-"""Build a task model (classifier, segmentor, detector, mono-3D detector) from a config for export or timing."""
+"""Build a task model (classifier, segmentor, detector, mono-3D detector) from a config for export/timing."""
 import os.path as osp
 from typing import Optional
 
@@ -13,8 +13,7 @@ TASKS = {
 }
 
 
-def build_model(config, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None,
-                device='cpu'):
+def build_model(config, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None, device='cpu'):
     """``(cfg, model)``: the config's model in eval mode, with ``checkpoint`` loaded (strict) if given.
 
     No pretrained weights are fetched (``init_cfg`` of the backbone is dropped); without a checkpoint

@@ -11,8 +11,10 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-__all__ = ['export_onnx', 'check_exported_graph', 'read_metadata', 'run_onnxruntime', 'METADATA_PREFIX',
-           'TENSORRT_MAX_TOPK', 'FORBIDDEN_OPS', 'ort_session']
+__all__ = [
+    'export_onnx', 'check_exported_graph', 'read_metadata', 'run_onnxruntime', 'METADATA_PREFIX',
+    'TENSORRT_MAX_TOPK', 'FORBIDDEN_OPS', 'ort_session'
+]
 
 METADATA_PREFIX = 'mmsparse.'
 # TensorRT's TopK layer accepts k up to 3840; larger k is valid ONNX (onnxruntime runs it)
@@ -21,9 +23,13 @@ TENSORRT_MAX_TOPK = 3840
 FORBIDDEN_OPS = ('Sort', 'NonZero', 'Unique', 'Loop', 'If')
 
 
-def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str,
-                metadata: Optional[Dict[str, object]] = None, opset: int = 18,
-                optimize: bool = True, output_names: Optional[Sequence[str]] = None):
+def export_onnx(module: torch.nn.Module,
+                example: torch.Tensor,
+                path: str,
+                metadata: Optional[Dict[str, object]] = None,
+                opset: int = 18,
+                optimize: bool = True,
+                output_names: Optional[Sequence[str]] = None):
     """Export ``module(example)`` to ``path`` with static shapes and return the ``onnx.ModelProto``.
 
     Args:
@@ -49,9 +55,14 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str,
     if output_names is None:
         output_names = [f'output{i}' for i in range(num_out)]
     with torch.no_grad():
-        program = torch.onnx.export(module, (example, ), dynamo=True, opset_version=opset,
-                                    input_names=['input'], output_names=list(output_names),
-                                    optimize=optimize, verbose=False)
+        program = torch.onnx.export(
+            module, (example, ),
+            dynamo=True,
+            opset_version=opset,
+            input_names=['input'],
+            output_names=list(output_names),
+            optimize=optimize,
+            verbose=False)
     model = program.model_proto
     meta = dict(input_shape=list(example.shape), opset=opset)
     meta.update(metadata or {})

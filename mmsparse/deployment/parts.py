@@ -94,9 +94,10 @@ def export_part(model: nn.Module, part: str) -> nn.Module:
         return ClassifierPart(model).eval()
     if task == 'seg':
         return SegmentorPart(model).eval()
-    raise ValueError(f"--part model is available for the classifier and the segmentor; a {type(model).__name__} "
-                     "ends in NMS / RoIAlign post-processing: use --part features (backbone + neck) and "
-                     "run the heads in PyTorch")
+    raise ValueError(
+        f"--part model is available for the classifier and the segmentor; a {type(model).__name__} "
+        "ends in NMS / RoIAlign post-processing: use --part features (backbone + neck) and "
+        "run the heads in PyTorch")
 
 
 def default_part(model: nn.Module) -> str:

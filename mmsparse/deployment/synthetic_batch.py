@@ -25,7 +25,8 @@ def synthetic_batch(task: str, shape, batch: int = 1, seed: int = 0) -> dict:
     h, w = int(shape[0]), int(shape[1])
     g = torch.Generator().manual_seed(seed)
     images = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8) for _ in range(batch)]
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), img_path=f'synthetic_{h}x{w}.jpg')
+    meta = dict(
+        img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), img_path=f'synthetic_{h}x{w}.jpg')
     if task == 'cls':
         from mmpretrain.structures import DataSample
         samples = [DataSample(metainfo=dict(meta)) for _ in range(batch)]
@@ -38,9 +39,15 @@ def synthetic_batch(task: str, shape, batch: int = 1, seed: int = 0) -> dict:
     elif task == 'mono3d':
         from mmdet3d.structures import CameraInstance3DBoxes, Det3DDataSample
         from mmdet3d.structures.bbox_3d import Box3DMode
-        samples = [Det3DDataSample(metainfo=dict(meta, pad_shape=(h, w), cam2img=_KITTI_CAM2IMG,
-                                                 box_type_3d=CameraInstance3DBoxes, box_mode_3d=Box3DMode.CAM))
-                   for _ in range(batch)]
+        samples = [
+            Det3DDataSample(
+                metainfo=dict(
+                    meta,
+                    pad_shape=(h, w),
+                    cam2img=_KITTI_CAM2IMG,
+                    box_type_3d=CameraInstance3DBoxes,
+                    box_mode_3d=Box3DMode.CAM)) for _ in range(batch)
+        ]
         return dict(inputs=dict(img=images), data_samples=samples)
     else:
         raise ValueError(f"task must be one of 'cls', 'seg', 'det', 'mono3d', got {task!r}")

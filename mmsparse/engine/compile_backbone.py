@@ -18,10 +18,13 @@ __all__ = ['compile_backbones', 'COMPILE_MODES']
 COMPILE_MODES = (None, 'default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 
 
-def compile_backbones(model: nn.Module, owner: str, backend: str = 'inductor',
-                          mode: Optional[str] = None, fullgraph: Optional[bool] = None,
-                          dynamic: bool = False,
-                          recompile_limit: Optional[int] = None) -> List[str]:
+def compile_backbones(model: nn.Module,
+                      owner: str,
+                      backend: str = 'inductor',
+                      mode: Optional[str] = None,
+                      fullgraph: Optional[bool] = None,
+                      dynamic: bool = False,
+                      recompile_limit: Optional[int] = None) -> List[str]:
     """Compile, in place (``nn.Module.compile``), every module of ``model`` that takes pruning ratios
     (or, in a model without one, such as a dense baseline, its ``backbone``).
 

@@ -12,7 +12,6 @@ from mmdet3d.evaluation.functional.kitti_utils import eval as kitti_eval_module
 from mmdet3d.evaluation.metrics import KittiMetric as Mmdet3dKittiMetric
 
 from mmsparse.registry import METRICS
-
 from .rotated_iou import rotate_iou_exact
 
 __all__ = ['KittiMetric', 'exact_rotated_overlaps', 'ROTATED_IOU_MODES']

@@ -94,7 +94,9 @@ def rotated_intersection(boxes: np.ndarray, query_boxes: np.ndarray) -> np.ndarr
     return np.clip(0.5 * (ab + ba.T), 0.0, None)
 
 
-def rotate_iou_exact(boxes: np.ndarray, query_boxes: np.ndarray, criterion: int = -1,
+def rotate_iou_exact(boxes: np.ndarray,
+                     query_boxes: np.ndarray,
+                     criterion: int = -1,
                      device_id: int = 0) -> np.ndarray:
     """Drop-in for mmdet3d's ``rotate_iou_gpu_eval``: ``(N, 5)``, ``(K, 5)`` -> ``(N, K)`` float32.
 

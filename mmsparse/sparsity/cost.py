@@ -23,7 +23,9 @@ __all__ = ['swin_macs', 'swin_macs_breakdown', 'block_macs_per_window']
 SWIN_T_DEPTHS = (2, 2, 6, 2)
 
 
-def block_macs_per_window(channels: int, window_size: int = 7, mlp_ratio: float = 4,
+def block_macs_per_window(channels: int,
+                          window_size: int = 7,
+                          mlp_ratio: float = 4,
                           convention: str = 'core') -> int:
     """MACs of one Swin block on one window (``window_size**2`` tokens of ``channels`` features).
 
@@ -98,8 +100,14 @@ def swin_macs_breakdown(shape: Tuple[int, int],
                 norms += h2 * w2 * 4 * c
             h, w, c = h2, w2, 2 * c
     total = patch_embed + sum(map(sum, blocks)) + sum(merges) + norms
-    return dict(patch_embed=patch_embed, blocks=blocks, kept=kept, num_windows=num_windows,
-                merges=merges, norms=norms, total=total)
+    return dict(
+        patch_embed=patch_embed,
+        blocks=blocks,
+        kept=kept,
+        num_windows=num_windows,
+        merges=merges,
+        norms=norms,
+        total=total)
 
 
 def swin_macs(shape: Tuple[int, int],

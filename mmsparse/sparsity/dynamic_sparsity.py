@@ -121,8 +121,7 @@ class PruneGrowController:
     # ------------------------------------------------------------------ schedule
     def rate(self, t: int) -> float:
         """r(t) of this run's decay."""
-        return prune_rate(t, self.decay, self.death_rate, self.t_end, self.t_total,
-                          self.min_death_rate)
+        return prune_rate(t, self.decay, self.death_rate, self.t_end, self.t_total, self.min_death_rate)
 
     def update_due(self, t: int) -> bool:
         """True if step ``t`` (from 1) must prune and grow: a Delta T multiple or a pending update,
@@ -283,8 +282,7 @@ class PruneGrowController:
             fc1, fc2 = u['fc1'].weight, u['fc2'].weight
             m_score = neuron_l1_scores(fc1, fc2).cpu()
             g_score = neuron_gradient_scores(fc1.grad, fc2.grad).cpu()
-            new_n, kn = unit_prune_and_grow(nm, m_score, g_score, rate, self.mlp_growth,
-                                            self.generator)
+            new_n, kn = unit_prune_and_grow(nm, m_score, g_score, rate, self.mlp_growth, self.generator)
             heads.append(new_h)
             neurons.append(new_n)
             swaps[f'structured.{j}.{i}.heads'] = kh
@@ -315,12 +313,18 @@ class PruneGrowController:
                 survived += int((self._grown[name] & mask).sum())
             self._grown[name] = grown
             self._ever[name] = self._ever.get(name, before) | mask
-            layers[name] = dict(active=int(mask.sum()), numel=mask.numel(),
-                                swapped=int(swaps.get(name, 0)), pruned=int((before & ~mask).sum()),
-                                grown=int(grown.sum()))
+            layers[name] = dict(
+                active=int(mask.sum()),
+                numel=mask.numel(),
+                swapped=int(swaps.get(name, 0)),
+                pruned=int((before & ~mask).sum()),
+                grown=int(grown.sum()))
         total = sum(v['numel'] for v in layers.values())
         stats = dict(
-            t=self.t, rate=rate, num_updates=self.num_updates, layers=layers,
+            t=self.t,
+            rate=rate,
+            num_updates=self.num_updates,
+            layers=layers,
             density=(sum(v['active'] for v in layers.values()) / total) if total else 1.0,
             swapped=sum(v['swapped'] for v in layers.values()),
             pruned=sum(v['pruned'] for v in layers.values()),
@@ -335,26 +339,37 @@ class PruneGrowController:
     def state_dict(self) -> dict:
         """Everything a resume needs: schedule position, masks, RNG streams, exploration sets."""
         return dict(
-            t=self.t, pending=self.pending, num_updates=self.num_updates, t_total=self.t_total,
-            t_end=self.t_end, update_interval=self.update_interval, decay=self.decay,
+            t=self.t,
+            pending=self.pending,
+            num_updates=self.num_updates,
+            t_total=self.t_total,
+            t_end=self.t_end,
+            update_interval=self.update_interval,
+            decay=self.decay,
             generator=self.generator.get_state(),
             masker=self.masker.state_dict() if self.masker is not None else None,
-            structured=[([m.cpu().clone() for m in t.head_masks()],
-                         [m.cpu().clone() for m in t.neuron_masks()]) for t in self.structured],
+            structured=[([m.cpu().clone()
+                          for m in t.head_masks()], [m.cpu().clone() for m in t.neuron_masks()])
+                        for t in self.structured],
             # exploration sets only feed the logs: 1 bit per weight keeps checkpoints small
-            grown={k: pack_mask(v) for k, v in self._grown.items()},
-            ever={k: pack_mask(v) for k, v in self._ever.items()},
+            grown={
+                k: pack_mask(v)
+                for k, v in self._grown.items()
+            },
+            ever={
+                k: pack_mask(v)
+                for k, v in self._ever.items()
+            },
             last_stats=self.last_stats)
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; a different T_total (world size, max_iters or gradient
         accumulation changed) would silently change the schedule, so it is an error."""
         if int(state['t_total']) != self.t_total:
-            raise ValueError(
-                f'PruneGrowHook: the checkpoint was trained with T_total={state["t_total"]} '
-                f'optimizer steps but this run has T_total={self.t_total} (train_cfg.max_iters, '
-                'the number of processes or optim_wrapper.accumulative_counts changed); resume '
-                'with the same settings')
+            raise ValueError(f'PruneGrowHook: the checkpoint was trained with T_total={state["t_total"]} '
+                             f'optimizer steps but this run has T_total={self.t_total} (train_cfg.max_iters, '
+                             'the number of processes or optim_wrapper.accumulative_counts changed); resume '
+                             'with the same settings')
         for key in ('t_end', 'update_interval', 'decay'):
             if state.get(key, getattr(self, key)) != getattr(self, key):
                 raise ValueError(f'PruneGrowHook: checkpoint {key}={state[key]!r} differs from '
@@ -388,4 +403,3 @@ class PruneGrowController:
         if self.masker is not None:
             out['weight_density'] = self.masker.global_density()
         return out
-

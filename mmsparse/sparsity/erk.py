@@ -24,7 +24,8 @@ def _numel(shape: Sequence[int]) -> int:
     return int(math.prod(int(n) for n in shape))
 
 
-def erk_densities(shapes: Mapping[str, Sequence[int]], density: float,
+def erk_densities(shapes: Mapping[str, Sequence[int]],
+                  density: float,
                   power_scale: float = 1.0) -> Dict[str, float]:
     """ERK densities for a target global density.
 
@@ -67,7 +68,8 @@ def uniform_densities(shapes: Mapping[str, Sequence[int]], density: float) -> Di
     return {k: density for k in shapes}
 
 
-def layer_densities(shapes: Mapping[str, Sequence[int]], density: float,
+def layer_densities(shapes: Mapping[str, Sequence[int]],
+                    density: float,
                     distribution: str = 'erk') -> Dict[str, float]:
     """Dispatch on ``distribution`` in {'erk', 'uniform'}."""
     if distribution == 'erk':

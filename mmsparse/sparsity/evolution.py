@@ -77,10 +77,25 @@ class EvolutionSearch:
             because cached feasibility and fitness would no longer hold.
     """
 
-    def __init__(self, space, fitness_fn, constraint_fn, population=100, parents=25, num_mutation=None,
-                 num_crossover=None, mutation_prob=0.1, max_candidates=10000, max_generations=None,
-                 max_tries=1000, seed=0, rejoin_repeats=True, constraint_desc='the constraint',
-                 broadcast_fn=None, candidate_callback=None, generation_callback=None, fingerprint=None):
+    def __init__(self,
+                 space,
+                 fitness_fn,
+                 constraint_fn,
+                 population=100,
+                 parents=25,
+                 num_mutation=None,
+                 num_crossover=None,
+                 mutation_prob=0.1,
+                 max_candidates=10000,
+                 max_generations=None,
+                 max_tries=1000,
+                 seed=0,
+                 rejoin_repeats=True,
+                 constraint_desc='the constraint',
+                 broadcast_fn=None,
+                 candidate_callback=None,
+                 generation_callback=None,
+                 fingerprint=None):
         if population < 1:
             raise ValueError(f'population must be >= 1, got {population}')
         num_mutation = population // 2 if num_mutation is None else int(num_mutation)
@@ -153,8 +168,8 @@ class EvolutionSearch:
             parent = self.parents[int(self.rng.integers(len(self.parents)))]
             return 'mutation', self.space.mutate(parent['genes'], self.rng, self.mutation_prob)
         i, j = self.rng.choice(len(self.parents), size=2, replace=False)
-        return 'crossover', self.space.crossover(self.parents[int(i)]['genes'],
-                                                 self.parents[int(j)]['genes'], self.rng)
+        return 'crossover', self.space.crossover(self.parents[int(i)]['genes'], self.parents[int(j)]['genes'],
+                                                 self.rng)
 
     def _evaluate(self, genes):
         feasible, values = self.constraint_fn(genes)
@@ -181,10 +196,16 @@ class EvolutionSearch:
         # the state changes only after evaluation, so an exception above leaves the last state valid
         self.cache[key] = entry
         joined = entry['feasible'] and (self.rejoin_repeats or not cached)
-        record = dict(index=self.num_candidates, generation=self.generation, origin=origin,
-                      genes=dict(genes), feasible=entry['feasible'],
-                      constraints=dict(entry['constraints']), fitness=entry['fitness'],
-                      cached=cached, joined=joined)
+        record = dict(
+            index=self.num_candidates,
+            generation=self.generation,
+            origin=origin,
+            genes=dict(genes),
+            feasible=entry['feasible'],
+            constraints=dict(entry['constraints']),
+            fitness=entry['fitness'],
+            cached=cached,
+            joined=joined)
         self.num_candidates += 1
         self.history.append(record)
         self.last_record = record
@@ -192,8 +213,8 @@ class EvolutionSearch:
             self.best = record
         if joined:
             self.consecutive_rejections = 0
-            self.population.append(dict(index=record['index'], key=key, genes=dict(genes),
-                                        fitness=entry['fitness']))
+            self.population.append(
+                dict(index=record['index'], key=key, genes=dict(genes), fitness=entry['fitness']))
         else:
             self.consecutive_rejections += 1
         if len(self.population) == self.population_size:
@@ -220,27 +241,34 @@ class EvolutionSearch:
 
     # ------------------------------------------------------------------ state
     def _settings(self):
-        return dict(space=self.space.describe(), population=self.population_size,
-                    parents=self.num_parents, num_mutation=self.num_mutation,
-                    num_crossover=self.num_crossover, mutation_prob=self.mutation_prob,
-                    seed=self.seed, rejoin_repeats=self.rejoin_repeats, fingerprint=self.fingerprint)
+        return dict(
+            space=self.space.describe(),
+            population=self.population_size,
+            parents=self.num_parents,
+            num_mutation=self.num_mutation,
+            num_crossover=self.num_crossover,
+            mutation_prob=self.mutation_prob,
+            seed=self.seed,
+            rejoin_repeats=self.rejoin_repeats,
+            fingerprint=self.fingerprint)
 
     def state_dict(self):
         """A deep snapshot of everything the future depends on, made of JSON types only (dicts with
         string keys, lists, numbers, strings, booleans, None): ``json.loads(json.dumps(s))`` equals it."""
-        return to_json_types(dict(
-            settings=self._settings(),
-            rng=self.rng.bit_generator.state,
-            num_candidates=self.num_candidates,
-            num_evaluations=self.num_evaluations,
-            generation=self.generation,
-            population=self.population,
-            parents=self.parents,
-            cache=self.cache,
-            history=self.history,
-            best=self.best,
-            consecutive_rejections=self.consecutive_rejections,
-        ))
+        return to_json_types(
+            dict(
+                settings=self._settings(),
+                rng=self.rng.bit_generator.state,
+                num_candidates=self.num_candidates,
+                num_evaluations=self.num_evaluations,
+                generation=self.generation,
+                population=self.population,
+                parents=self.parents,
+                cache=self.cache,
+                history=self.history,
+                best=self.best,
+                consecutive_rejections=self.consecutive_rejections,
+            ))
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`. The budget limits may differ (a resume may extend them);

@@ -36,8 +36,7 @@ def gradient_magnitude(grad: torch.Tensor) -> torch.Tensor:
     return grad.detach().float().abs()
 
 
-def head_taylor_scores(attn_out: torch.Tensor, grad: torch.Tensor,
-                       reduce: str = 'mean') -> torch.Tensor:
+def head_taylor_scores(attn_out: torch.Tensor, grad: torch.Tensor, reduce: str = 'mean') -> torch.Tensor:
     """First-order Taylor head importance S_h.
 
     Args:
@@ -94,7 +93,9 @@ def head_proj_cols(heads: torch.Tensor, head_dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def apply_head_mask(qkv: nn.Linear, head_mask: torch.Tensor, head_dim: int,
+def apply_head_mask(qkv: nn.Linear,
+                    head_mask: torch.Tensor,
+                    head_dim: int,
                     mask_qkv_bias: bool = True) -> None:
     """Zero the qkv rows (and with ``mask_qkv_bias`` the bias entries) of inactive heads."""
     rows = head_row_mask(head_mask, head_dim).to(qkv.weight.device)

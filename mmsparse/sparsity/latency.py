@@ -177,9 +177,21 @@ class LatencyLUT:
         choices (Sequence[float] | None): the ratio grid the table was measured for.
     """
 
-    def __init__(self, num_windows, depths, table, fixed_ms, meta, keep_rounding='exact', min_keep=0,
-                 dense_ms=None, entry_ms=None, force_window_path=False, dense_scale=1.0, window_scale=1.0,
-                 fit=None, choices=None):
+    def __init__(self,
+                 num_windows,
+                 depths,
+                 table,
+                 fixed_ms,
+                 meta,
+                 keep_rounding='exact',
+                 min_keep=0,
+                 dense_ms=None,
+                 entry_ms=None,
+                 force_window_path=False,
+                 dense_scale=1.0,
+                 window_scale=1.0,
+                 fit=None,
+                 choices=None):
         if len(num_windows) != len(depths):
             raise ValueError(f'num_windows ({len(num_windows)}) and depths ({len(depths)}) must have '
                              'one entry per stage')
@@ -210,13 +222,24 @@ class LatencyLUT:
         return self.make_key(self.meta['device'], self.meta['shape'], self.meta['batch'])
 
     def _grid_ks(self, stage, choices):
-        return sorted({num_kept_windows(self.num_windows[stage], r, self.keep_rounding, self.min_keep)
-                       for r in choices})
+        return sorted({
+            num_kept_windows(self.num_windows[stage], r, self.keep_rounding, self.min_keep)
+            for r in choices
+        })
 
     # ------------------------------------------------------------------ measuring
     @classmethod
-    def measure(cls, timer, num_windows, depths, choices, meta, keep_rounding='exact', min_keep=0,
-                force_window_path=False, rounds=1, progress=None):
+    def measure(cls,
+                timer,
+                num_windows,
+                depths,
+                choices,
+                meta,
+                keep_rounding='exact',
+                min_keep=0,
+                force_window_path=False,
+                rounds=1,
+                progress=None):
         """Build a LUT from a :class:`BlockTimer`: each stage's window-path entry, every block on the
         dense path and at every k a ratio in ``choices`` gives, then ``fixed_ms`` as the dense whole
         model's time minus the parts the LUT holds for it.
@@ -229,8 +252,15 @@ class LatencyLUT:
         """
         if int(rounds) < 1:
             raise ValueError(f'rounds must be >= 1, got {rounds}')
-        lut = cls(num_windows, depths, {}, 0.0, meta, keep_rounding, min_keep,
-                  force_window_path=force_window_path, choices=choices)
+        lut = cls(
+            num_windows,
+            depths, {},
+            0.0,
+            meta,
+            keep_rounding,
+            min_keep,
+            force_window_path=force_window_path,
+            choices=choices)
         dense = [[0.0] * d for d in lut.depths]
         jobs = []  # (where the median goes, its key, the timing)
         for s, depth in enumerate(lut.depths):
@@ -294,18 +324,29 @@ class LatencyLUT:
         used = bool(np.all(coef[1:] > 0))
         names = ('dense_scale', 'window_scale')[-len(columns):]
         scales = {n: float(v) for n, v in zip(names, coef[1:])} if used else {}
-        fitted = LatencyLUT(self.num_windows, self.depths, self.table,
-                            float(coef[0]) if used else self.fixed_ms, self.meta, self.keep_rounding,
-                            self.min_keep, self.dense_ms, self.entry_ms, self.force_window_path,
-                            choices=self.choices, **scales)
+        fitted = LatencyLUT(
+            self.num_windows,
+            self.depths,
+            self.table,
+            float(coef[0]) if used else self.fixed_ms,
+            self.meta,
+            self.keep_rounding,
+            self.min_keep,
+            self.dense_ms,
+            self.entry_ms,
+            self.force_window_path,
+            choices=self.choices,
+            **scales)
         residuals = [(fitted.estimate(c) - t) / t for c, t in zip(configs, measured)]
-        fitted.fit_report = dict(used=used, configs=len(configs), coef=[float(c) for c in coef],
-                                 max_abs_residual=float(np.abs(residuals).max()))
+        fitted.fit_report = dict(
+            used=used,
+            configs=len(configs),
+            coef=[float(c) for c in coef],
+            max_abs_residual=float(np.abs(residuals).max()))
         return fitted
 
     @classmethod
-    def calibrate(cls, time_config, num_windows, depths, choices, meta, keep_rounding='exact',
-                  min_keep=0):
+    def calibrate(cls, time_config, num_windows, depths, choices, meta, keep_rounding='exact', min_keep=0):
         """Build a LUT from whole-model timings only, for a model without a :class:`BlockTimer`.
 
         Model: ``latency = fixed + sum_blocks c_s(k)`` with blocks of a stage costing alike at the
@@ -341,9 +382,12 @@ class LatencyLUT:
     def parts(self, block_ratios):
         """The terms of :meth:`estimate`: ``{'fixed': ms, ('dense', s, b): ms, ('entry', s): ms,
         (s, b, k): ms, ...}``, scaled by ``dense_scale`` / ``window_scale``."""
-        return {key: value if key == 'fixed' else
-                value * (self.dense_scale if key[0] == 'dense' else self.window_scale)
-                for key, value in self._raw_parts(block_ratios).items()}
+        return {
+            key:
+            value if key == 'fixed' else value *
+            (self.dense_scale if key[0] == 'dense' else self.window_scale)
+            for key, value in self._raw_parts(block_ratios).items()
+        }
 
     def _raw_parts(self, block_ratios):
         if len(block_ratios) != len(self.depths) or any(
@@ -383,13 +427,21 @@ class LatencyLUT:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self):
-        return dict(num_windows=self.num_windows, depths=self.depths, fixed_ms=self.fixed_ms,
-                    meta=self.meta, keep_rounding=self.keep_rounding, min_keep=self.min_keep,
-                    force_window_path=self.force_window_path, dense_scale=self.dense_scale,
-                    window_scale=self.window_scale, fit=self.fit_report, choices=self.choices,
-                    table=[[s, b, k, v] for (s, b, k), v in sorted(self.table.items())],
-                    dense_ms=[[s, b, v] for (s, b), v in sorted(self.dense_ms.items())],
-                    entry_ms=[[s, v] for s, v in sorted(self.entry_ms.items())])
+        return dict(
+            num_windows=self.num_windows,
+            depths=self.depths,
+            fixed_ms=self.fixed_ms,
+            meta=self.meta,
+            keep_rounding=self.keep_rounding,
+            min_keep=self.min_keep,
+            force_window_path=self.force_window_path,
+            dense_scale=self.dense_scale,
+            window_scale=self.window_scale,
+            fit=self.fit_report,
+            choices=self.choices,
+            table=[[s, b, k, v] for (s, b, k), v in sorted(self.table.items())],
+            dense_ms=[[s, b, v] for (s, b), v in sorted(self.dense_ms.items())],
+            entry_ms=[[s, v] for s, v in sorted(self.entry_ms.items())])
 
     @classmethod
     def from_dict(cls, d):
@@ -397,8 +449,8 @@ class LatencyLUT:
         dense = {(s, b): v for s, b, v in d.get('dense_ms', [])}
         entry = {s: v for s, v in d.get('entry_ms', [])}
         return cls(d['num_windows'], d['depths'], table, d['fixed_ms'], d['meta'], d['keep_rounding'],
-                   d['min_keep'], dense, entry, d.get('force_window_path', False),
-                   d.get('dense_scale', 1.0), d.get('window_scale', 1.0), d.get('fit'), d.get('choices'))
+                   d['min_keep'], dense, entry, d.get('force_window_path', False), d.get('dense_scale', 1.0),
+                   d.get('window_scale', 1.0), d.get('fit'), d.get('choices'))
 
     def save(self, path):
         """Store under :attr:`key` in the JSON file ``path``, keeping the other keys (atomic write)."""

@@ -11,8 +11,8 @@ import torch
 __all__ = ['cpu_model', 'cpu_isa', 'cpu_description', 'describe_machine']
 
 # strongest first: the first flag found names the ISA class
-_ISA_FLAGS = (('amx_tile', 'AMX'), ('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'),
-              ('sse4_2', 'SSE4.2'))
+_ISA_FLAGS = (('amx_tile', 'AMX'), ('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('avx', 'AVX'), ('sse4_2',
+                                                                                              'SSE4.2'))
 
 
 def _cpuinfo_field(name: str) -> str:

@@ -47,7 +47,8 @@ def sample_mask(numel: int,
     raise ValueError(f"`sampling` must be 'exact' or 'bernoulli', got {sampling!r}")
 
 
-def sample_unit_mask(num_units: int, num_keep: int,
+def sample_unit_mask(num_units: int,
+                     num_keep: int,
                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """(num_units,) bool with ``num_keep`` True entries chosen uniformly (heads / MLP neurons)."""
     if not 1 <= num_keep <= num_units:
@@ -103,8 +104,7 @@ class ParameterMasker:
         self.distribution = distribution
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
-        self.params: Dict[str, nn.Parameter] = self._select(
-            model, include, exclude, module_types, min_ndim)
+        self.params: Dict[str, nn.Parameter] = self._select(model, include, exclude, module_types, min_ndim)
         shapes = {k: tuple(p.shape) for k, p in self.params.items()}
         # d = 1.0 means no masks at all (spec §3.2): keep the selection for reports only
         self.densities = layer_densities(shapes, self.density, distribution) \
@@ -164,8 +164,7 @@ class ParameterMasker:
     # ------------------------------------------------------------------ update
     def grads_finite(self) -> bool:
         """False if any masked tensor's gradient is missing or non-finite (update must wait)."""
-        return all(p.grad is not None and bool(torch.isfinite(p.grad).all())
-                   for _, p, _ in self.items())
+        return all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for _, p, _ in self.items())
 
     @torch.no_grad()
     def prune_and_grow(self, rate: float, growth: str = 'gradient') -> Dict[str, int]:
@@ -238,8 +237,7 @@ class ParameterMasker:
     def global_density(self) -> float:
         """Kept elements / all elements over every selected tensor (dense ones count as kept)."""
         total = sum(p.numel() for p in self.params.values())
-        kept = sum(int(self.masks[n].sum()) if n in self.masks else p.numel()
-                   for n, p in self.params.items())
+        kept = sum(int(self.masks[n].sum()) if n in self.masks else p.numel() for n, p in self.params.items())
         return kept / total if total else 1.0
 
     # ------------------------------------------------------------------ checkpoint
@@ -248,7 +246,10 @@ class ParameterMasker:
         return dict(
             density=self.density,
             densities=dict(self.densities),
-            masks={k: m.detach().cpu().clone() for k, m in self.masks.items()},
+            masks={
+                k: m.detach().cpu().clone()
+                for k, m in self.masks.items()
+            },
             generator=self.generator.get_state(),
             seed=self.seed)
 

@@ -18,9 +18,8 @@ from typing import Optional, Tuple, Union
 import torch
 
 __all__ = [
-    'DECAY_MODES', 'resolve_t_end', 'prune_rate', 'prune_count',
-    'select_smallest', 'select_largest', 'select_random', 'magnitude_prune', 'gradient_grow',
-    'prune_and_grow', 'unit_prune_and_grow'
+    'DECAY_MODES', 'resolve_t_end', 'prune_rate', 'prune_count', 'select_smallest', 'select_largest',
+    'select_random', 'magnitude_prune', 'gradient_grow', 'prune_and_grow', 'unit_prune_and_grow'
 ]
 
 DECAY_MODES = ('cosine_reference', 'cosine_t_end', 'constant')
@@ -127,7 +126,8 @@ def select_largest(scores: torch.Tensor, candidates: torch.Tensor, k: int) -> to
     return order[:k]
 
 
-def select_random(candidates: torch.Tensor, k: int,
+def select_random(candidates: torch.Tensor,
+                  k: int,
                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``k`` flat indices drawn uniformly without replacement among ``candidates``."""
     cand_idx = torch.nonzero(candidates.flatten().cpu(), as_tuple=False).flatten()

@@ -27,8 +27,8 @@ def validate_pruning_ratios(ratios, depths: Sequence[int], name: str = 'pruning_
 
     Args:
         ratios: ``None`` (dense), a name of :data:`PUBLISHED_RATIOS` (``'cfg2'``, ``'uniform-0.5'``,
-            ...), one float for every block, or one sequence per stage with one float per block, e.g. ``[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]`` for depths
-            ``(2, 2, 6, 2)``.
+            ...), one float for every block, or one sequence per stage with one float per block, e.g.
+            ``[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]`` for depths ``(2, 2, 6, 2)``.
         depths: blocks per stage.
         name: field name used in error messages.
 

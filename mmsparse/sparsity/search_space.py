@@ -49,8 +49,8 @@ class SwinRatioSpace:
             raise ValueError(f'depths must be positive even block counts (one gene per block pair), '
                              f'got {depths}')
         choices = tuple(float(c) for c in choices)
-        if not choices or any(not 0.0 <= c < 1.0 for c in choices) or any(
-                b <= a for a, b in zip(choices, choices[1:])):
+        if not choices or any(not 0.0 <= c < 1.0
+                              for c in choices) or any(b <= a for a, b in zip(choices, choices[1:])):
             raise ValueError(f'choices must be strictly increasing ratios in [0, 1), got {choices}')
         self.depths = depths
         self.choices = choices
@@ -96,8 +96,13 @@ class SwinRatioSpace:
 
     def describe(self):
         """JSON-safe description; equal descriptions mean equal spaces (used to check resumes)."""
-        return dict(depths=list(self.depths), choices=list(self.choices),
-                    fixed={n: self.choices[i] for n, i in sorted(self.fixed.items())})
+        return dict(
+            depths=list(self.depths),
+            choices=list(self.choices),
+            fixed={
+                n: self.choices[i]
+                for n, i in sorted(self.fixed.items())
+            })
 
     def size(self):
         """Number of configurations: per stage, non-decreasing sequences on the grid that agree with

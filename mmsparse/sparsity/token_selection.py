@@ -15,8 +15,8 @@ from typing import Optional, Tuple
 import torch
 
 __all__ = [
-    'check_keep_ratio', 'num_tokens_from_keep_ratio', 'gumbel_noise', 'gumbel_topk_st',
-    'topk_indices', 'gather_tokens', 'temperature'
+    'check_keep_ratio', 'num_tokens_from_keep_ratio', 'gumbel_noise', 'gumbel_topk_st', 'topk_indices',
+    'gather_tokens', 'temperature'
 ]
 
 
@@ -38,7 +38,9 @@ def num_tokens_from_keep_ratio(keep_ratio: float, total_tokens: int, num_extra_t
     return max(num_extra_tokens + 1, int(math.floor(total_tokens * keep_ratio + 0.5)))
 
 
-def gumbel_noise(shape, generator: Optional[torch.Generator] = None, device=None,
+def gumbel_noise(shape,
+                 generator: Optional[torch.Generator] = None,
+                 device=None,
                  dtype=torch.float32) -> torch.Tensor:
     """Standard Gumbel draws -log(E), E ~ Exp(1), clamped away from 0 and inf."""
     e = torch.empty(shape, dtype=dtype, device=device).exponential_(generator=generator)

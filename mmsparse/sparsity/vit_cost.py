@@ -98,9 +98,13 @@ def vit_cost(embed_dims: int,
     n_heads_out = 2 if num_extra_tokens == 2 else 1
 
     patch_w = C * in_channels * patch_size * patch_size
-    macs = dict(patch=P * patch_w * dens['patch'], attn_linear=0, attn_matmul=0, mlp=0,
-                classifier=n_heads_out * num_classes * C * dens['classifier'],
-                scorer=P * C if num_tokens is not None else 0)
+    macs = dict(
+        patch=P * patch_w * dens['patch'],
+        attn_linear=0,
+        attn_matmul=0,
+        mlp=0,
+        classifier=n_heads_out * num_classes * C * dens['classifier'],
+        scorer=P * C if num_tokens is not None else 0)
     params = patch_w * dens['patch'] + C + C * num_extra_tokens + N_all * C  # conv w+b, tokens, pos
     for a, F in zip(heads, hidden):
         width = a * head_dim
@@ -109,18 +113,19 @@ def vit_cost(embed_dims: int,
         macs['attn_linear'] += N * 3 * width * C * dens['qkv'] + N * proj_in * C * dens['proj']
         macs['attn_matmul'] += 2 * N * N * matmul_w
         macs['mlp'] += N * F * C * (dens['fc1'] + dens['fc2'])
-        params += (2 * C  # ln1
-                   + 3 * width * C * dens['qkv'] + 3 * width  # qkv w + b
-                   + proj_in * C * dens['proj'] + C  # proj w + b
-                   + 2 * C  # ln2
-                   + F * C * dens['fc1'] + F + F * C * dens['fc2'] + C)  # fc1, fc2
+        params += (
+            2 * C  # ln1
+            + 3 * width * C * dens['qkv'] + 3 * width  # qkv w + b
+            + proj_in * C * dens['proj'] + C  # proj w + b
+            + 2 * C  # ln2
+            + F * C * dens['fc1'] + F + F * C * dens['fc2'] + C)  # fc1, fc2
     params += 2 * C  # final norm
     if num_classes:
         params += n_heads_out * (num_classes * C * dens['classifier'] + num_classes)
     if num_tokens is not None:
         params += C + 1  # scorer Linear(C, 1)
-    macs['macs'] = sum(macs[k] for k in ('patch', 'attn_linear', 'attn_matmul', 'mlp',
-                                         'classifier', 'scorer'))
+    macs['macs'] = sum(macs[k]
+                       for k in ('patch', 'attn_linear', 'attn_matmul', 'mlp', 'classifier', 'scorer'))
     macs['params'] = params
     return macs
 
@@ -150,8 +155,10 @@ def deit_cost(arch: str = 'deit-small',
         **kwargs)
 
 
-def deit_masked_shapes(arch: str = 'deit-small', num_classes: int = 1000,
-                       patch_size: int = 16, in_channels: int = 3) -> Dict[str, tuple]:
+def deit_masked_shapes(arch: str = 'deit-small',
+                       num_classes: int = 1000,
+                       patch_size: int = 16,
+                       in_channels: int = 3) -> Dict[str, tuple]:
     """Shapes of the SViTE-masked weights of a DeiT classifier, keyed by mmpretrain names.
 
     Patch conv, qkv / proj / fc1 / fc2 of every block and the classifier (spec §1, §3.1).
@@ -175,9 +182,14 @@ def role_densities(densities: Dict[str, float]) -> Dict[str, float]:
     Every block has the same shapes, so ERK gives every block the same densities; block 0 speaks
     for all. Roles: 'patch', 'qkv', 'proj', 'fc1', 'fc2', 'classifier'.
     """
-    suffix = {'patch': 'patch_embed.projection.weight', 'qkv': 'layers.0.attn.qkv.weight',
-              'proj': 'layers.0.attn.proj.weight', 'fc1': 'layers.0.ffn.layers.0.0.weight',
-              'fc2': 'layers.0.ffn.layers.1.weight', 'classifier': 'head.layers.head.weight'}
+    suffix = {
+        'patch': 'patch_embed.projection.weight',
+        'qkv': 'layers.0.attn.qkv.weight',
+        'proj': 'layers.0.attn.proj.weight',
+        'fc1': 'layers.0.ffn.layers.0.0.weight',
+        'fc2': 'layers.0.ffn.layers.1.weight',
+        'classifier': 'head.layers.head.weight'
+    }
     out = {}
     for role, end in suffix.items():
         hits = [v for k, v in densities.items() if k.endswith(end)]

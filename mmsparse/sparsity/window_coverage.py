@@ -17,8 +17,10 @@ import torch
 
 from .window_selection import StageGeometry, token_index
 
-__all__ = ['StageRecall', 'kept_token_mask', 'token_to_pixel_mask', 'object_recall', 'random_windows',
-           'stage_object_recall']
+__all__ = [
+    'StageRecall', 'kept_token_mask', 'token_to_pixel_mask', 'object_recall', 'random_windows',
+    'stage_object_recall'
+]
 
 
 class StageRecall(NamedTuple):
@@ -34,7 +36,9 @@ class StageRecall(NamedTuple):
     chance: float
 
 
-def kept_token_mask(kept: torch.Tensor, geometry: StageGeometry, window_size: int,
+def kept_token_mask(kept: torch.Tensor,
+                    geometry: StageGeometry,
+                    window_size: int,
                     shift: int = 0) -> torch.Tensor:
     """Which padded tokens lie in the kept windows: ``(B, k)`` window ids -> ``(B, Hp, Wp)`` bool.
 
@@ -42,8 +46,8 @@ def kept_token_mask(kept: torch.Tensor, geometry: StageGeometry, window_size: in
     """
     index = token_index(geometry, window_size, shift, device=kept.device)  # (nW, ws*ws)
     b = kept.shape[0]
-    flat = torch.zeros(b, geometry.padded_height * geometry.padded_width, dtype=torch.bool,
-                       device=kept.device)
+    flat = torch.zeros(
+        b, geometry.padded_height * geometry.padded_width, dtype=torch.bool, device=kept.device)
     if kept.numel():
         flat.scatter_(1, index[kept].reshape(b, -1), True)
     return flat.view(b, geometry.padded_height, geometry.padded_width)
@@ -75,7 +79,9 @@ def object_recall(pixel_kept: torch.Tensor, objects: torch.Tensor) -> torch.Tens
     return torch.where(total > 0, hit / total.clamp_min(1), torch.full_like(total, float('nan')))
 
 
-def random_windows(num_windows: int, k: int, batch: int,
+def random_windows(num_windows: int,
+                   k: int,
+                   batch: int,
                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``k`` distinct windows per image drawn uniformly from ``num_windows``: ``(batch, k)`` int64."""
     if not 0 <= k <= num_windows:
@@ -83,9 +89,14 @@ def random_windows(num_windows: int, k: int, batch: int,
     return torch.rand(batch, num_windows, generator=generator).argsort(dim=1)[:, :k]
 
 
-def stage_object_recall(selection: Sequence[Optional[torch.Tensor]], shifts: Sequence[int],
-                        geometry: StageGeometry, window_size: int, stride: int, objects: torch.Tensor,
-                        num_draws: int = 8, seed: int = 0) -> StageRecall:
+def stage_object_recall(selection: Sequence[Optional[torch.Tensor]],
+                        shifts: Sequence[int],
+                        geometry: StageGeometry,
+                        window_size: int,
+                        stride: int,
+                        objects: torch.Tensor,
+                        num_draws: int = 8,
+                        seed: int = 0) -> StageRecall:
     """Object recall of one stage's kept windows and of random windows of the same counts.
 
     Args:
@@ -130,5 +141,4 @@ def stage_object_recall(selection: Sequence[Optional[torch.Tensor]], shifts: Seq
     if not kept_r:
         ones = torch.where(objects.flatten(1).any(1), 1.0, float('nan')).double()
         return StageRecall(ones, ones.clone(), 1.0)
-    return StageRecall(torch.stack(kept_r).mean(0), torch.stack(rand_r).mean(0),
-                       sum(chance) / len(chance))
+    return StageRecall(torch.stack(kept_r).mean(0), torch.stack(rand_r).mean(0), sum(chance) / len(chance))

@@ -47,8 +47,7 @@ def stage_geometry(height: int, width: int, window_size: int = 7) -> StageGeomet
     pad_b = (window_size - height % window_size) % window_size
     pad_r = (window_size - width % window_size) % window_size
     hp, wp = height + pad_b, width + pad_r
-    return StageGeometry(height, width, pad_b, pad_r, hp, wp,
-                         (hp // window_size) * (wp // window_size))
+    return StageGeometry(height, width, pad_b, pad_r, hp, wp, (hp // window_size) * (wp // window_size))
 
 
 def stage_hw(image_hw, stage: int, patch_size: int = 4):
@@ -60,8 +59,7 @@ def stage_hw(image_hw, stage: int, patch_size: int = 4):
     return h, w
 
 
-def num_kept_windows(num_windows: int, ratio: float, rounding: str = 'exact',
-                     min_keep: int = 0) -> int:
+def num_kept_windows(num_windows: int, ratio: float, rounding: str = 'exact', min_keep: int = 0) -> int:
     """Windows a block processes per image: ``k = floor(nW * (1 - r))`` (spec §2.2).
 
     ``'exact'`` is ``floor(nW * (1 - r) + 1e-6)`` in float64, so ``nW=65, r=0.8`` gives 13 even though
@@ -90,7 +88,9 @@ def first_pruned_block(ratios: Sequence[float], force_window_path: bool = False)
     return next((i for i, r in enumerate(ratios) if r > 0), None)
 
 
-def token_index(geometry: StageGeometry, window_size: int, shift: int = 0,
+def token_index(geometry: StageGeometry,
+                window_size: int,
+                shift: int = 0,
                 device: Optional[torch.device] = None) -> torch.Tensor:
     """Spatial flat index of each token of each window, ``(nW, ws*ws)`` int64.
 
@@ -167,8 +167,11 @@ def flat_token_index(kept: torch.Tensor, index: torch.Tensor, tokens_per_image: 
     return (index[kept] + offsets).reshape(-1)
 
 
-def shifted_window_mask(geometry: StageGeometry, window_size: int, shift: int,
-                        device=None, dtype=torch.float32) -> torch.Tensor:
+def shifted_window_mask(geometry: StageGeometry,
+                        window_size: int,
+                        shift: int,
+                        device=None,
+                        dtype=torch.float32) -> torch.Tensor:
     """Swin's SW-MSA mask ``(nW, ws*ws, ws*ws)``: -100 between tokens of different regions, else 0.
 
     Regions are the row bands ``[0, Hp-ws)``, ``[Hp-ws, Hp-shift)``, ``[Hp-shift, Hp)`` crossed with the

@@ -53,8 +53,10 @@ def add_trusted_dir(path: str) -> None:
 
 def trusted_dirs() -> List[str]:
     """Registered work dirs plus ``$MMSPARSE_TRUSTED_DIRS``, as real paths."""
-    env = [osp.realpath(osp.expanduser(p))
-           for p in os.environ.get('MMSPARSE_TRUSTED_DIRS', '').split(os.pathsep) if p]
+    env = [
+        osp.realpath(osp.expanduser(p)) for p in os.environ.get('MMSPARSE_TRUSTED_DIRS', '').split(os.pathsep)
+        if p
+    ]
     return _TRUSTED_DIRS + env
 
 
@@ -147,8 +149,7 @@ def load_checkpoint_file(filename: str, map_location=None, extra_safe_globals: O
         raise CorruptCheckpointError(f'checkpoint {filename} is corrupt or not a torch file: {e}') from e
     try:
         return torch.load(filename, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
-            pickle.UnpicklingError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as e:
         raise CorruptCheckpointError(f'checkpoint {filename} is corrupt: {e}') from safe_error
 
 

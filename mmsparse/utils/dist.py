@@ -44,8 +44,7 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     if not torch_dist.is_initialized():
         timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
         import datetime
-        torch_dist.init_process_group(
-            backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+        torch_dist.init_process_group(backend='gloo', timeout=datetime.timedelta(seconds=timeout))
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or {}
@@ -80,6 +79,5 @@ def _slurm_env_to_torch_env() -> None:
     os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
     if 'MASTER_ADDR' not in os.environ:
         node_list = os.environ['SLURM_NODELIST']
-        os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {node_list} | head -n1')
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1')
     os.environ.setdefault('MASTER_PORT', '29500')

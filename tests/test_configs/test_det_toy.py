@@ -14,24 +14,27 @@ SAA_CONFIG = 'configs/sparsevit/maskrcnn_swin_t_saa_toy.py'
 
 
 def data_opts(root):
-    return [f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader',
-                                                        'test_dataloader')] + [
-        f'{k}.ann_file={root}/annotations/instances_val2017.json' for k in ('val_evaluator',
-                                                                            'test_evaluator')]
+    return [
+        f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ] + [
+        f'{k}.ann_file={root}/annotations/instances_val2017.json' for k in ('val_evaluator', 'test_evaluator')
+    ]
 
 
 @pytest.fixture(scope='module')
 def toy_coco(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('data') / 'toy_coco')
-    run_tool(['dataset_converters/make_toy_coco.py', '--out', out, '--num-train', '64', '--num-val', '12',
-              '--size', '224', '--num-classes', '3', '--seed', '0'])
+    run_tool([
+        'dataset_converters/make_toy_coco.py', '--out', out, '--num-train', '64', '--num-val', '12', '--size',
+        '224', '--num-classes', '3', '--seed', '0'
+    ])
     return out
 
 
 @pytest.fixture(scope='module')
 def dense_run(toy_coco, tmp_path_factory):
-    return train_briefly(CONFIG, str(tmp_path_factory.mktemp('det') / 'dense'), data_opts(toy_coco),
-                         iters=24, warmup_iters=5)
+    return train_briefly(
+        CONFIG, str(tmp_path_factory.mktemp('det') / 'dense'), data_opts(toy_coco), iters=24, warmup_iters=5)
 
 
 def test_dense_training_learns(dense_run):
@@ -56,8 +59,10 @@ def _coco_eval(gt_file, results, iou_type):
 def test_coco_metric_matches_pycocotools_on_dumped_predictions(dense_run, toy_coco, tmp_path):
     out = str(tmp_path / 'preds.pkl')
     work = str(tmp_path / 'test')
-    run_tool(['test.py', CONFIG, osp.join(dense_run, 'iter_24.pth'), '--work-dir', work, '--out', out,
-              '--cfg-options'] + data_opts(toy_coco))
+    run_tool([
+        'test.py', CONFIG,
+        osp.join(dense_run, 'iter_24.pth'), '--work-dir', work, '--out', out, '--cfg-options'
+    ] + data_opts(toy_coco))
     metrics = read_test_metrics(work)
     with open(out, 'rb') as f:
         preds = pickle.load(f)
@@ -71,8 +76,10 @@ def test_coco_metric_matches_pycocotools_on_dumped_predictions(dense_run, toy_co
         inst = pred['pred_instances']
         for i in range(len(inst['scores'])):
             x1, y1, x2, y2 = (float(v) for v in inst['bboxes'][i])
-            common = dict(image_id=int(pred['img_id']), category_id=cat_ids[int(inst['labels'][i])],
-                          score=float(inst['scores'][i]))
+            common = dict(
+                image_id=int(pred['img_id']),
+                category_id=cat_ids[int(inst['labels'][i])],
+                score=float(inst['scores'][i]))
             boxes.append(dict(common, bbox=[x1, y1, x2 - x1, y2 - y1]))
             rle = dict(inst['masks'][i])
             rle['counts'] = rle['counts'].decode() if isinstance(rle['counts'], bytes) else rle['counts']
@@ -86,9 +93,10 @@ def test_coco_metric_matches_pycocotools_on_dumped_predictions(dense_run, toy_co
 
 def test_saa_training_samples_ratios(dense_run, toy_coco, tmp_path):
     work = str(tmp_path / 'saa')
-    run_tool(['train.py', SAA_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_coco) +
-             [f'load_from={dense_run}/iter_24.pth', 'train_cfg.max_iters=4', 'train_cfg.val_interval=1000',
-              'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=4'])
+    run_tool(['train.py', SAA_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_coco) + [
+        f'load_from={dense_run}/iter_24.pth', 'train_cfg.max_iters=4', 'train_cfg.val_interval=1000',
+        'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=4'
+    ])
     records = [r for r in read_scalars(work) if 'loss' in r]
     assert [r['iter'] for r in records] == [1, 2, 3, 4]
     gmacs = [r['saa_gmacs'] for r in records]
@@ -102,9 +110,12 @@ def test_saa_two_process_training(dense_run, toy_coco, tmp_path):
     config.write_text(f"_base_ = '{osp.join(REPO_ROOT, SAA_CONFIG)}'\n"
                       "custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook', debug=True),\n"
                       "                dict(type='mmsparse.DistConsistencyHook')]\n")
-    run_tool(['dist_train.sh', str(config), '2', '--work-dir', work, '--cfg-options'] + data_opts(toy_coco) +
-             [f'load_from={dense_run}/iter_24.pth', 'train_cfg.max_iters=3', 'train_cfg.val_interval=1000',
-              'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'], env=dict(PORT='29541'))
+    run_tool(
+        ['dist_train.sh', str(config), '2', '--work-dir', work, '--cfg-options'] + data_opts(toy_coco) + [
+            f'load_from={dense_run}/iter_24.pth', 'train_cfg.max_iters=3', 'train_cfg.val_interval=1000',
+            'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'
+        ],
+        env=dict(PORT='29541'))
     with open(osp.join(work, 'param_fingerprints.json')) as f:
         assert json.load(f)['mismatched'] == []
     draws = []

@@ -13,8 +13,10 @@ from tests.tool_runner import (REPO_ROOT, assert_loss_drops, read_scalars, read_
 CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_toy.py'
 SAA_CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_saa_toy.py'
 SEARCH_CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_search_toy.py'
-FULL_CONFIGS = ['pgd_swin_t_kitti_mono3d', 'pgd_swin_t_kitti_mono3d_saa', 'pgd_swin_t_kitti_mono3d_search',
-                'pgd_swin_t_kitti_mono3d_finetune']
+FULL_CONFIGS = [
+    'pgd_swin_t_kitti_mono3d', 'pgd_swin_t_kitti_mono3d_saa', 'pgd_swin_t_kitti_mono3d_search',
+    'pgd_swin_t_kitti_mono3d_finetune'
+]
 HEIGHT, WIDTH = 96, 160  # the generator's minimum; both multiples of 32, so no batch padding
 ITERS = 16
 PREFIX = 'Kitti metric/pred_instances_3d/KITTI/'
@@ -23,24 +25,35 @@ ENV = dict(OMP_NUM_THREADS='1')
 
 
 def data_opts(root):
-    return [f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader',
-                                                        'test_dataloader')] + [
-        f'{k}.ann_file={root}/kitti_infos_val.pkl' for k in ('val_evaluator', 'test_evaluator')]
+    return [
+        f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ] + [f'{k}.ann_file={root}/kitti_infos_val.pkl' for k in ('val_evaluator', 'test_evaluator')]
 
 
 @pytest.fixture(scope='module')
 def toy_kitti(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('data') / 'toy_kitti')
     # focal 160 keeps every box 25-47 px high at this size, so KITTI's moderate level counts them all
-    run_tool(['dataset_converters/make_toy_kitti_mono3d.py', '--out', out, '--num-train', '8', '--num-val',
-              '4', '--width', str(WIDTH), '--height', str(HEIGHT), '--focal', '160', '--seed', '0'], env=ENV)
+    run_tool([
+        'dataset_converters/make_toy_kitti_mono3d.py', '--out', out, '--num-train', '8', '--num-val', '4',
+        '--width',
+        str(WIDTH), '--height',
+        str(HEIGHT), '--focal', '160', '--seed', '0'
+    ],
+             env=ENV)
     return out
 
 
 @pytest.fixture(scope='module')
 def dense_run(toy_kitti, tmp_path_factory):
-    return train_briefly(CONFIG, str(tmp_path_factory.mktemp('mono3d') / 'dense'), data_opts(toy_kitti),
-                         iters=ITERS, warmup_iters=4, extra=['randomness.seed=0'], env=ENV)
+    return train_briefly(
+        CONFIG,
+        str(tmp_path_factory.mktemp('mono3d') / 'dense'),
+        data_opts(toy_kitti),
+        iters=ITERS,
+        warmup_iters=4,
+        extra=['randomness.seed=0'],
+        env=ENV)
 
 
 def test_dense_training_learns(dense_run):
@@ -49,8 +62,11 @@ def test_dense_training_learns(dense_run):
 
 def test_test_tool_reports_kitti_ap(dense_run, toy_kitti, tmp_path):
     work = str(tmp_path / 'test')
-    run_tool(['test.py', CONFIG, osp.join(dense_run, f'iter_{ITERS}.pth'), '--work-dir', work,
-              '--cfg-options'] + data_opts(toy_kitti), env=ENV)
+    run_tool(
+        ['test.py', CONFIG,
+         osp.join(dense_run, f'iter_{ITERS}.pth'), '--work-dir', work, '--cfg-options'] +
+        data_opts(toy_kitti),
+        env=ENV)
     metrics = read_test_metrics(work)
     for cls in ('Pedestrian', 'Cyclist', 'Car'):
         for kind in ('3D', 'BEV', '2D'):
@@ -62,8 +78,9 @@ def test_test_tool_reports_kitti_ap(dense_run, toy_kitti, tmp_path):
         assert 0.0 <= metrics[f'Kitti metric/pred_instances/KITTI/Overall_2D_AP40_{level}'] <= 100.0
     # KITTI's overall AP is the mean over the three classes
     for kind in ('3D', '2D'):
-        per_class = [metrics[f'{PREFIX}{c}_{kind}_AP40_moderate_strict']
-                     for c in ('Pedestrian', 'Cyclist', 'Car')]
+        per_class = [
+            metrics[f'{PREFIX}{c}_{kind}_AP40_moderate_strict'] for c in ('Pedestrian', 'Cyclist', 'Car')
+        ]
         assert metrics[f'{PREFIX}Overall_{kind}_AP40_moderate'] == pytest.approx(np.mean(per_class), abs=1e-3)
 
 
@@ -75,16 +92,21 @@ def test_saa_training_samples_ratios(dense_run, toy_kitti, tmp_path):
     from mmsparse.sparsity.search_space import SwinRatioSpace
     work = str(tmp_path / 'saa')
     iters = 4
-    run_tool(['train.py', SAA_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_kitti) +
-             [f'load_from={dense_run}/iter_{ITERS}.pth', f'train_cfg.max_iters={iters}',
-              'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
-              f'default_hooks.checkpoint.interval={iters}', 'randomness.seed=0'], env=ENV)
+    run_tool(
+        ['train.py', SAA_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_kitti) + [
+            f'load_from={dense_run}/iter_{ITERS}.pth', f'train_cfg.max_iters={iters}',
+            'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
+            f'default_hooks.checkpoint.interval={iters}', 'randomness.seed=0'
+        ],
+        env=ENV)
     records = [r for r in read_scalars(work) if 'loss' in r]
     assert [r['iter'] for r in records] == list(range(1, iters + 1))
     assert all(np.isfinite(r['loss']) for r in records)
     space = SwinRatioSpace(depths=(2, 2, 6, 2))
-    expected = [swin_macs((HEIGHT, WIDTH), space.to_block_ratios(space.sample_at(0, i)), embed_dims=32) / 1e9
-                for i in range(iters)]
+    expected = [
+        swin_macs((HEIGHT, WIDTH), space.to_block_ratios(space.sample_at(0, i)), embed_dims=32) / 1e9
+        for i in range(iters)
+    ]
     logged = [r['saa_gmacs'] for r in records]
     assert logged == pytest.approx(expected, rel=1e-6)
     assert len(set(np.round(logged, 9))) > 1
@@ -101,12 +123,17 @@ def test_search_config_runs(dense_run, toy_kitti, tmp_path):
     work = str(tmp_path / 'search')
     budget = 0.2  # G MACs at 96x160 (dense 0.279)
     # through tools/search.py, which must pick numba's CUDA simulator for KittiMetric by itself
-    run_tool(['search.py', SEARCH_CONFIG, f'{dense_run}/iter_{ITERS}.pth', '--work-dir', work,
-              '--budget', str(budget), '--cfg-options'] + data_opts(toy_kitti) +
-             [f'search_loop.input_shape=({HEIGHT},{WIDTH})', 'search_loop.population=2',
-              'search_loop.parents=2', 'search_loop.num_mutation=1', 'search_loop.num_crossover=1',
-              'search_loop.generations=1', 'search_loop.report_references=False',
-              'search_loop.finetune_name=toy'], env=ENV)
+    run_tool(
+        [
+            'search.py', SEARCH_CONFIG, f'{dense_run}/iter_{ITERS}.pth', '--work-dir', work, '--budget',
+            str(budget), '--cfg-options'
+        ] + data_opts(toy_kitti) + [
+            f'search_loop.input_shape=({HEIGHT},{WIDTH})', 'search_loop.population=2',
+            'search_loop.parents=2', 'search_loop.num_mutation=1', 'search_loop.num_crossover=1',
+            'search_loop.generations=1', 'search_loop.report_references=False',
+            'search_loop.finetune_name=toy'
+        ],
+        env=ENV)
     history = [json.loads(line) for line in open(osp.join(work, 'search_history.jsonl'))]
     joined = [r for r in history if r['joined']]
     assert len(joined) == 2
@@ -126,17 +153,17 @@ def test_search_config_runs(dense_run, toy_kitti, tmp_path):
 @pytest.mark.parametrize('name', FULL_CONFIGS)
 def test_full_config_builds(name):
     """Each full config parses, inherits mmdet3d's PGD-KITTI recipe, and builds its model (no weights)."""
+    from mmdet3d.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import mmsparse  # noqa: F401
-    from mmdet3d.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'sparsevit', f'{name}.py'))
     assert cfg.default_scope == 'mmdet3d'
     backbone = cfg.model.backbone
     assert backbone.type == 'mmsparse.SparseSwin'
-    assert (backbone.embed_dims, list(backbone.depths), list(backbone.num_heads)) == (96, [2, 2, 6, 2],
-                                                                                    [3, 6, 12, 24])
+    assert (backbone.embed_dims, list(backbone.depths), list(backbone.num_heads)) == (96, [2, 2, 6,
+                                                                                           2], [3, 6, 12, 24])
     assert 'mmsparse' in cfg.custom_imports['imports'] and cfg.data_hint
     assert cfg.val_dataloader.dataset.load_type == 'fov_image_based'
     cfg.model.backbone.init_cfg = None
@@ -153,9 +180,12 @@ def test_full_config_builds(name):
 
 def test_missing_data_root_is_one_clear_error(tmp_path):
     missing = str(tmp_path / 'nowhere')
-    proc = run_tool(['train.py', 'configs/sparsevit/pgd_swin_t_kitti_mono3d.py', '--work-dir',
-                     str(tmp_path / 'w'), '--cfg-options', f'train_dataloader.dataset.data_root={missing}'],
-                    check=False, env=ENV)
+    proc = run_tool([
+        'train.py', 'configs/sparsevit/pgd_swin_t_kitti_mono3d.py', '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options', f'train_dataloader.dataset.data_root={missing}'
+    ],
+                    check=False,
+                    env=ENV)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert f'train_dataloader.dataset.data_root "{missing}" does not exist' in last

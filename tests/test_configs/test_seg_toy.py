@@ -14,8 +14,10 @@ from tests.tool_runner import (REPO_ROOT, assert_loss_drops, read_scalars, read_
 CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_toy.py'
 SAA_CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_saa_toy.py'
 SEARCH_CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_search_toy.py'
-FULL_CONFIGS = ['upernet_swin_t_ade20k', 'upernet_swin_t_ade20k_saa', 'upernet_swin_t_ade20k_search',
-                'upernet_swin_t_ade20k_finetune', 'upernet_swin_t_cityscapes']
+FULL_CONFIGS = [
+    'upernet_swin_t_ade20k', 'upernet_swin_t_ade20k_saa', 'upernet_swin_t_ade20k_search',
+    'upernet_swin_t_ade20k_finetune', 'upernet_swin_t_cityscapes'
+]
 SIZE = 64  # toy image side: stage windows 9/4/1/1
 NUM_CLASSES = 4  # background + 3 shapes (after reduce_zero_label)
 ITERS = 16
@@ -24,22 +26,32 @@ ENV = dict(OMP_NUM_THREADS='1')
 
 
 def data_opts(root):
-    return [f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader',
-                                                       'test_dataloader')]
+    return [
+        f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
 
 
 @pytest.fixture(scope='module')
 def toy_ade(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('data') / 'toy_ade')
-    run_tool(['dataset_converters/make_toy_ade.py', '--out', out, '--num-train', '8', '--num-val', '4',
-              '--size', str(SIZE), '--num-classes', '3', '--seed', '0'], env=ENV)
+    run_tool([
+        'dataset_converters/make_toy_ade.py', '--out', out, '--num-train', '8', '--num-val', '4', '--size',
+        str(SIZE), '--num-classes', '3', '--seed', '0'
+    ],
+             env=ENV)
     return out
 
 
 @pytest.fixture(scope='module')
 def dense_run(toy_ade, tmp_path_factory):
-    return train_briefly(CONFIG, str(tmp_path_factory.mktemp('seg') / 'dense'), data_opts(toy_ade),
-                         iters=ITERS, warmup_iters=4, extra=['randomness.seed=0'], env=ENV)
+    return train_briefly(
+        CONFIG,
+        str(tmp_path_factory.mktemp('seg') / 'dense'),
+        data_opts(toy_ade),
+        iters=ITERS,
+        warmup_iters=4,
+        extra=['randomness.seed=0'],
+        env=ENV)
 
 
 def test_dense_training_learns(dense_run):
@@ -64,8 +76,12 @@ def _miou(preds, num_classes):
 
 def test_test_tool_miou_matches_dumped_predictions(dense_run, toy_ade, tmp_path):
     out, work = str(tmp_path / 'preds.pkl'), str(tmp_path / 'test')
-    run_tool(['test.py', CONFIG, osp.join(dense_run, f'iter_{ITERS}.pth'), '--work-dir', work, '--out', out,
-              '--cfg-options'] + data_opts(toy_ade), env=ENV)
+    run_tool(
+        [
+            'test.py', CONFIG,
+            osp.join(dense_run, f'iter_{ITERS}.pth'), '--work-dir', work, '--out', out, '--cfg-options'
+        ] + data_opts(toy_ade),
+        env=ENV)
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 4
@@ -85,16 +101,21 @@ def test_saa_training_samples_ratios(dense_run, toy_ade, tmp_path):
     from mmsparse.sparsity.search_space import SwinRatioSpace
     work = str(tmp_path / 'saa')
     iters = 4
-    run_tool(['train.py', SAA_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_ade) +
-             [f'load_from={dense_run}/iter_{ITERS}.pth', f'train_cfg.max_iters={iters}',
-              'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
-              f'default_hooks.checkpoint.interval={iters}', 'randomness.seed=0'], env=ENV)
+    run_tool(
+        ['train.py', SAA_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_ade) + [
+            f'load_from={dense_run}/iter_{ITERS}.pth', f'train_cfg.max_iters={iters}',
+            'train_cfg.val_begin=100000', 'default_hooks.logger.interval=1',
+            f'default_hooks.checkpoint.interval={iters}', 'randomness.seed=0'
+        ],
+        env=ENV)
     records = [r for r in read_scalars(work) if 'loss' in r]
     assert [r['iter'] for r in records] == list(range(1, iters + 1))
     assert all(np.isfinite(r['loss']) for r in records)
     space = SwinRatioSpace(depths=(2, 2, 6, 2))
-    expected = [swin_macs((SIZE, SIZE), space.to_block_ratios(space.sample_at(0, i)), embed_dims=32) / 1e9
-                for i in range(iters)]
+    expected = [
+        swin_macs((SIZE, SIZE), space.to_block_ratios(space.sample_at(0, i)), embed_dims=32) / 1e9
+        for i in range(iters)
+    ]
     logged = [r['saa_gmacs'] for r in records]
     assert logged == pytest.approx(expected, rel=1e-6)
     dense = swin_macs((SIZE, SIZE), None, embed_dims=32) / 1e9
@@ -110,12 +131,20 @@ def test_search_config_runs(dense_run, toy_ade, tmp_path):
     from mmsparse.sparsity.cost import swin_macs
     work = str(tmp_path / 'search')
     budget = 0.12  # G MACs at 64x64 (dense 0.178)
-    run_tool(['train.py', SEARCH_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_ade) +
-             [f'train_cfg.dataloader.dataset.data_root={toy_ade}',  # resolved when the config was parsed
-              f'load_from={dense_run}/iter_{ITERS}.pth', f'train_cfg.input_shape=({SIZE},{SIZE})',
-              f'train_cfg.constraint.max={budget}', 'train_cfg.population=4', 'train_cfg.parents=2',
-              'train_cfg.num_mutation=2', 'train_cfg.num_crossover=2', 'train_cfg.generations=2',
-              'train_cfg.finetune_name=toy'], env=ENV)
+    run_tool(
+        ['train.py', SEARCH_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_ade) + [
+            f'train_cfg.dataloader.dataset.data_root={toy_ade}',  # resolved when the config was parsed
+            f'load_from={dense_run}/iter_{ITERS}.pth',
+            f'train_cfg.input_shape=({SIZE},{SIZE})',
+            f'train_cfg.constraint.max={budget}',
+            'train_cfg.population=4',
+            'train_cfg.parents=2',
+            'train_cfg.num_mutation=2',
+            'train_cfg.num_crossover=2',
+            'train_cfg.generations=2',
+            'train_cfg.finetune_name=toy'
+        ],
+        env=ENV)
     history = [json.loads(line) for line in open(osp.join(work, 'search_history.jsonl'))]
     joined = [r for r in history if r['joined']]
     assert len(joined) == 8  # 2 populations of 4
@@ -137,15 +166,15 @@ def test_full_config_builds(name):
     """Each full config parses, inherits mmseg's recipe, and builds its model (without weights)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
 
     import mmsparse  # noqa: F401
-    from mmseg.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'sparsevit', f'{name}.py'))
     assert cfg.default_scope == 'mmseg'
     backbone = cfg.model.backbone
     assert backbone.type == 'mmsparse.SparseSwin'
-    assert (backbone.embed_dims, list(backbone.depths), list(backbone.num_heads)) == (96, [2, 2, 6, 2],
-                                                                                    [3, 6, 12, 24])
+    assert (backbone.embed_dims, list(backbone.depths), list(backbone.num_heads)) == (96, [2, 2, 6,
+                                                                                           2], [3, 6, 12, 24])
     assert 'mmsparse' in cfg.custom_imports['imports'] and cfg.data_hint
     cfg.model.backbone.init_cfg = None
     init_default_scope('mmseg')
@@ -160,9 +189,13 @@ def test_full_config_builds(name):
 
 
 def test_missing_data_root_is_one_clear_error(tmp_path):
-    proc = run_tool(['train.py', 'configs/sparsevit/upernet_swin_t_ade20k.py', '--work-dir',
-                     str(tmp_path / 'w'), '--cfg-options', 'train_dataloader.dataset.data_root=' +
-                     str(tmp_path / 'nowhere')], check=False, env=ENV)
+    proc = run_tool([
+        'train.py', 'configs/sparsevit/upernet_swin_t_ade20k.py', '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options',
+        'train_dataloader.dataset.data_root=' + str(tmp_path / 'nowhere')
+    ],
+                    check=False,
+                    env=ENV)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert f'train_dataloader.dataset.data_root "{tmp_path / "nowhere"}" does not exist' in last

@@ -47,12 +47,14 @@ def test_mmseg_dataset_loads(ade_tree, dataset):
     from mmcv.transforms import LoadImageFromFile
     from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs
     _, root = ade_tree
-    kwargs = dict(data_root=root, data_prefix=dict(img_path='images/validation',
-                                                   seg_map_path='annotations/validation'),
-                  pipeline=[LoadImageFromFile(), LoadAnnotations(), PackSegInputs()])
+    kwargs = dict(
+        data_root=root,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        pipeline=[LoadImageFromFile(), LoadAnnotations(),
+                  PackSegInputs()])
     if dataset == 'BaseSegDataset':
-        kwargs.update(metainfo=dict(classes=CLASSES), img_suffix='.jpg', seg_map_suffix='.png',
-                      reduce_zero_label=True)
+        kwargs.update(
+            metainfo=dict(classes=CLASSES), img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=True)
     ds = getattr(D, dataset)(**kwargs)
     assert len(ds) == 2
     if dataset == 'BaseSegDataset':

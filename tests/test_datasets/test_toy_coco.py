@@ -35,12 +35,11 @@ def test_json_matches_drawn_pixels(coco_tree):
     for image_id in (1, 4):
         # Re-draw image i = image_id - 1 of split 0 from its own seed to get the true masks.
         rng = np.random.default_rng([1, 0, image_id - 1])
-        _, drawn = random_scene(rng, 96, 96, catalogue, num_objects=(1, 4),
-                                radius_range=(0.1, 0.22))
+        _, drawn = random_scene(rng, 96, 96, catalogue, num_objects=(1, 4), radius_range=(0.1, 0.22))
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
         assert len(anns) == len(drawn) >= 1
-        img = cv2.cvtColor(cv2.imread(osp.join(root, 'train2017', f'{image_id:012d}.jpg')),
-                           cv2.COLOR_BGR2RGB).astype(float)
+        img = cv2.cvtColor(
+            cv2.imread(osp.join(root, 'train2017', f'{image_id:012d}.jpg')), cv2.COLOR_BGR2RGB).astype(float)
         for ann, inst in zip(anns, drawn):
             assert ann['category_id'] == inst.label + 1 and ann['iscrowd'] == 0
             mask = coco.annToMask(ann).astype(bool)
@@ -49,11 +48,10 @@ def test_json_matches_drawn_pixels(coco_tree):
             assert abs(mask.sum() - ann['area']) <= 0.05 * ann['area']
             ys, xs = np.nonzero(mask)
             x, y, w, h = ann['bbox']
-            np.testing.assert_allclose([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
-                                       [x, y, x + w, y + h], atol=1.0)
+            np.testing.assert_allclose(
+                [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], [x, y, x + w, y + h], atol=1.0)
             inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-            np.testing.assert_allclose(img[inner].mean(0), COLORS[catalogue[inst.label][0]],
-                                       atol=12)
+            np.testing.assert_allclose(img[inner].mean(0), COLORS[catalogue[inst.label][0]], atol=12)
 
 
 def test_mmdet_coco_dataset_loads(coco_tree):
@@ -62,11 +60,14 @@ def test_mmdet_coco_dataset_loads(coco_tree):
     from mmdet.datasets.transforms import LoadAnnotations, PackDetInputs
     _, root = coco_tree
     coco = _coco(root, 'val')
-    ds = CocoDataset(data_root=root, ann_file='annotations/instances_val2017.json',
-                     data_prefix=dict(img='val2017/'), metainfo=dict(classes=CLASSES),
-                     pipeline=[LoadImageFromFile(),
-                               LoadAnnotations(with_bbox=True, with_mask=True),
-                               PackDetInputs()])
+    ds = CocoDataset(
+        data_root=root,
+        ann_file='annotations/instances_val2017.json',
+        data_prefix=dict(img='val2017/'),
+        metainfo=dict(classes=CLASSES),
+        pipeline=[LoadImageFromFile(),
+                  LoadAnnotations(with_bbox=True, with_mask=True),
+                  PackDetInputs()])
     assert len(ds) == 3 and ds.metainfo['classes'] == CLASSES
     for i in range(len(ds)):
         info = ds.get_data_info(i)

@@ -49,9 +49,12 @@ def test_mmpretrain_imagenet_loads(imagenet_tree, split, num):
     tool, root = imagenet_tree
     names = tool.class_names(4)
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # the pipeline names mmpretrain transforms
-        ds = ImageNet(data_root=root, ann_file=f'meta/{split}.txt', data_prefix=split,
-                      metainfo=dict(classes=names),
-                      pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')])
+        ds = ImageNet(
+            data_root=root,
+            ann_file=f'meta/{split}.txt',
+            data_prefix=split,
+            metainfo=dict(classes=names),
+            pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')])
     assert len(ds) == num
     assert list(ds.metainfo['classes']) == names
     labels = [ds.get_data_info(i)['gt_label'] for i in range(len(ds))]
@@ -70,8 +73,11 @@ def test_custom_dataset_folder_scan_agrees(imagenet_tree):
     from mmpretrain.datasets import CustomDataset
     tool, root = imagenet_tree
     scan = CustomDataset(data_root=root, data_prefix='train', with_label=True)
-    listed = CustomDataset(data_root=root, ann_file='meta/train.txt', data_prefix='train',
-                           classes=osp.join(root, 'meta', 'classes.txt'))
+    listed = CustomDataset(
+        data_root=root,
+        ann_file='meta/train.txt',
+        data_prefix='train',
+        classes=osp.join(root, 'meta', 'classes.txt'))
     assert list(scan.metainfo['classes']) == tool.class_names(4)
     assert list(listed.metainfo['classes']) == tool.class_names(4)
     by_path = {d['img_path']: d['gt_label'] for d in scan.load_data_list()}
@@ -106,9 +112,13 @@ def test_determinism(imagenet_tree, tmp_path, digest):
 
 def test_cli_and_bad_args(tmp_path, toy_tool, repo_root):
     out = tmp_path / 'cli'
-    res = subprocess.run([sys.executable, 'tools/dataset_converters/make_toy_imagenet.py', '--out',
-                          str(out), '--num-classes', '2', '--per-class', '1', '--val-per-class',
-                          '1'], cwd=repo_root, capture_output=True, text=True)
+    res = subprocess.run([
+        sys.executable, 'tools/dataset_converters/make_toy_imagenet.py', '--out',
+        str(out), '--num-classes', '2', '--per-class', '1', '--val-per-class', '1'
+    ],
+                         cwd=repo_root,
+                         capture_output=True,
+                         text=True)
     assert res.returncode == 0, res.stderr
     assert '2 classes, 2 train / 2 val images of 32x32' in res.stdout
     tool = toy_tool('make_toy_imagenet')
@@ -127,8 +137,10 @@ def test_colors_option_makes_classes_share_colours(tmp_path, toy_tool):
     assert sorted(n.split('_', 1)[1] for n in names) == sorted(
         ('circle', 'square', 'triangle', 'star', 'cross', 'hexagon', 'pentagon', 'semicircle'))
     root = str(tmp_path / 'toy')
-    tool.main(['--out', root, '--num-classes', '8', '--per-class', '1', '--val-per-class', '1',
-               '--size', '32', '--colors', '2', '--seed', '0'])
+    tool.main([
+        '--out', root, '--num-classes', '8', '--per-class', '1', '--val-per-class', '1', '--size', '32',
+        '--colors', '2', '--seed', '0'
+    ])
     for name in names:
         img = cv2.imread(osp.join(root, 'train', name, f'{name}_00000.JPEG'))[..., ::-1]
         assert _object_color(img) == name.split('_')[0]

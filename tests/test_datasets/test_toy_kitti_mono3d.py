@@ -31,28 +31,42 @@ def _infos(root, split):
 
 def _dataset(root, split):
     from mmdet3d.datasets import KittiDataset
-    from mmdet3d.datasets.transforms import (LoadAnnotations3D, LoadImageFromFileMono3D,
-                                             Pack3DDetInputs)
+    from mmdet3d.datasets.transforms import LoadAnnotations3D, LoadImageFromFileMono3D, Pack3DDetInputs
     pipeline = [
         LoadImageFromFileMono3D(),
-        LoadAnnotations3D(with_bbox=True, with_label=True, with_attr_label=False,
-                          with_bbox_3d=True, with_label_3d=True, with_bbox_depth=True),
-        Pack3DDetInputs(keys=['img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d',
-                              'gt_labels_3d', 'centers_2d', 'depths'])
+        LoadAnnotations3D(
+            with_bbox=True,
+            with_label=True,
+            with_attr_label=False,
+            with_bbox_3d=True,
+            with_label_3d=True,
+            with_bbox_depth=True),
+        Pack3DDetInputs(keys=[
+            'img', 'gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d', 'centers_2d', 'depths'
+        ])
     ]
-    return KittiDataset(data_root=root, ann_file=f'kitti_infos_{split}.pkl',
-                        data_prefix=dict(img='training/image_2'), load_type='fov_image_based',
-                        pipeline=pipeline, modality=dict(use_lidar=False, use_camera=True),
-                        default_cam_key='CAM2', box_type_3d='Camera',
-                        metainfo=dict(classes=CLASSES))
+    return KittiDataset(
+        data_root=root,
+        ann_file=f'kitti_infos_{split}.pkl',
+        data_prefix=dict(img='training/image_2'),
+        load_type='fov_image_based',
+        pipeline=pipeline,
+        modality=dict(use_lidar=False, use_camera=True),
+        default_cam_key='CAM2',
+        box_type_3d='Camera',
+        metainfo=dict(classes=CLASSES))
 
 
 def test_center_2d_is_projected_gravity_centre(kitti_tree):
     """Hand projection: u = fx*x/z + cx, v = fy*(y - h/2)/z + cy, depth = z."""
     _, root = kitti_tree
     infos = _infos(root, 'train')
-    assert infos['metainfo'] == dict(categories={'Pedestrian': 0, 'Cyclist': 1, 'Car': 2},
-                                     dataset='kitti', info_version='1.1')
+    assert infos['metainfo'] == dict(
+        categories={
+            'Pedestrian': 0,
+            'Cyclist': 1,
+            'Car': 2
+        }, dataset='kitti', info_version='1.1')
     assert [d['sample_idx'] for d in infos['data_list']] == [0, 1, 2, 3]
     k = np.array(infos['data_list'][0]['images']['CAM2']['cam2img'])
     fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
@@ -61,8 +75,8 @@ def test_center_2d_is_projected_gravity_centre(kitti_tree):
     for info in infos['data_list']:
         for inst in info['cam_instances']['CAM2']:
             x, y, z, l, h, w, ry = inst['bbox_3d']
-            np.testing.assert_allclose(inst['center_2d'],
-                                       [fx * x / z + cx, fy * (y - h / 2) / z + cy], rtol=1e-9)
+            np.testing.assert_allclose(
+                inst['center_2d'], [fx * x / z + cx, fy * (y - h / 2) / z + cy], rtol=1e-9)
             assert inst['depth'] == pytest.approx(z)
             n += 1
         assert info['instances'] and len(info['instances']) == len(info['cam_instances']['CAM2'])
@@ -82,8 +96,7 @@ def test_boxes_agree_with_mmdet3d_and_pixels(kitti_tree):
     for a, b in zip(ours, theirs):  # same 8 points, possibly in another order
         np.testing.assert_allclose(np.sort(a.round(6), 0), np.sort(b.round(6), 0), atol=1e-5)
     uv = points_cam2img(boxes.corners, torch.tensor(info['images']['CAM2']['cam2img'])).numpy()
-    np.testing.assert_allclose([c['bbox'] for c in cam],
-                               np.concatenate([uv.min(1), uv.max(1)], 1), atol=1e-4)
+    np.testing.assert_allclose([c['bbox'] for c in cam], np.concatenate([uv.min(1), uv.max(1)], 1), atol=1e-4)
     img = cv2.imread(osp.join(root, 'training', 'image_2', info['images']['CAM2']['img_path']))
     for c in cam:  # at the projected gravity centre: the class's dominant channel (R, G, B)
         u, v = np.round(c['center_2d']).astype(int)
@@ -103,12 +116,11 @@ def test_kitti_dataset_loads(kitti_tree):
         assert tuple(sample['inputs']['img'].shape) == (3, 160, 480)
         np.testing.assert_array_equal(data.gt_instances_3d.labels_3d.numpy(),
                                       [c['bbox_label_3d'] for c in cam])
-        np.testing.assert_allclose(data.gt_instances_3d.bboxes_3d.tensor.numpy(),
-                                   [c['bbox_3d'] for c in cam], rtol=1e-5)
-        np.testing.assert_allclose(data.gt_instances_3d.centers_2d.numpy(),
-                                   [c['center_2d'] for c in cam], rtol=1e-5)
-        np.testing.assert_allclose(data.gt_instances.bboxes.numpy(), [c['bbox'] for c in cam],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            data.gt_instances_3d.bboxes_3d.tensor.numpy(), [c['bbox_3d'] for c in cam], rtol=1e-5)
+        np.testing.assert_allclose(
+            data.gt_instances_3d.centers_2d.numpy(), [c['center_2d'] for c in cam], rtol=1e-5)
+        np.testing.assert_allclose(data.gt_instances.bboxes.numpy(), [c['bbox'] for c in cam], rtol=1e-5)
 
 
 @pytest.mark.filterwarnings('ignore:invalid value encountered:RuntimeWarning')
@@ -135,22 +147,21 @@ def test_kitti_metric_reads_the_infos(kitti_tree):
         boxes_3d = torch.tensor([c['bbox_3d'] for c in cam])
         score = torch.tensor([next(scores) for _ in cam])
         valid = metric.convert_valid_bboxes(
-            dict(bboxes_3d=CameraInstance3DBoxes(boxes_3d.clone()), scores_3d=score,
-                 labels_3d=labels), info)
+            dict(bboxes_3d=CameraInstance3DBoxes(boxes_3d.clone()), scores_3d=score, labels_3d=labels), info)
         np.testing.assert_allclose(valid['bbox'], [c['bbox'] for c in cam], atol=1e-3)
         np.testing.assert_allclose(valid['box3d_camera'], boxes_3d, atol=1e-5)
         boxes_3d[:, 0] += 0.01
         # What the Evaluator hands over: Det3DDataSample.to_dict() of the predictions.
         pred_3d = dict(bboxes_3d=CameraInstance3DBoxes(boxes_3d), scores_3d=score, labels_3d=labels)
         # An empty 2D entry skips the separate 2D evaluation (the 3D one reports 2D AP too).
-        metric.process({}, [dict(pred_instances_3d=pred_3d, pred_instances=dict(),
-                                 sample_idx=info['sample_idx'])])
+        metric.process(
+            {}, [dict(pred_instances_3d=pred_3d, pred_instances=dict(), sample_idx=info['sample_idx'])])
     results = metric.evaluate(len(infos))
     boxes = [c for d in infos for c in d['instances']]
     for k, name in enumerate(CLASSES):
         heights = [c['bbox'][3] - c['bbox'][1] for c in boxes if c['bbox_label'] == k]
-        for level, n in (('easy', sum(h >= 40 for h in heights)), ('moderate', len(heights)),
-                         ('hard', len(heights))):
+        for level, n in (('easy', sum(h >= 40
+                                      for h in heights)), ('moderate', len(heights)), ('hard', len(heights))):
             expected = min(max(n - 1, 0), 40) / 40 * 100
             for kind in ('2D', 'BEV', '3D'):
                 key = f'Kitti metric/pred_instances_3d/KITTI/{name}_{kind}_AP40_{level}_strict'

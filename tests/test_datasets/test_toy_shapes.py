@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from mmsparse.datasets.toy import (SHAPES, class_catalogue, polygon_mask, random_scene,
-                                   shape_polygon)
+from mmsparse.datasets.toy import SHAPES, class_catalogue, polygon_mask, random_scene, shape_polygon
 
 
 def _shoelace(poly):
@@ -30,8 +29,8 @@ def test_catalogue_and_scene():
     pairs = class_catalogue(64)
     assert len(set(pairs)) == 64
     assert len({c for c, _ in pairs[:8]}) == 8 and len({s for _, s in pairs[:8]}) == 8
-    image, instances = random_scene(np.random.default_rng(0), 64, 64, pairs[:3],
-                                    num_objects=(4, 4), radius_range=(0.1, 0.15))
+    image, instances = random_scene(
+        np.random.default_rng(0), 64, 64, pairs[:3], num_objects=(4, 4), radius_range=(0.1, 0.15))
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and len(instances) == 4
     masks = np.stack([inst.mask for inst in instances])
     assert masks.sum(0).max() == 1  # instances never overlap

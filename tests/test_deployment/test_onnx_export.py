@@ -12,10 +12,10 @@ import torch
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')
 
-from mmsparse.deployment import (TENSORRT_MAX_TOPK, build_model, check_exported_graph, export_onnx,  # noqa: E402
+from mmsparse.deployment import (TENSORRT_MAX_TOPK, build_model, check_exported_graph, export_onnx,
                                  export_part, read_metadata, run_onnxruntime)
-from mmsparse.sparsity.window_selection import num_kept_windows, stage_geometry, stage_hw  # noqa: E402
-from tests.tool_runner import REPO_ROOT  # noqa: E402
+from mmsparse.sparsity.window_selection import num_kept_windows, stage_geometry, stage_hw
+from tests.tool_runner import REPO_ROOT
 
 SHAPE = (128, 160)
 DEPTHS = (2, 2, 2, 2)
@@ -24,13 +24,21 @@ RATIOS = {
     'cfg2-like': [[.6, .6], [0, 0], [.2, .4], [0, 0]],
     'uniform-0.5': 0.5,
 }
-SWIN = {'model.backbone.embed_dims': 16, 'model.backbone.depths': list(DEPTHS),
-        'model.backbone.num_heads': [1, 1, 2, 2], 'model.backbone.drop_path_rate': 0.0}
+SWIN = {
+    'model.backbone.embed_dims': 16,
+    'model.backbone.depths': list(DEPTHS),
+    'model.backbone.num_heads': [1, 1, 2, 2],
+    'model.backbone.drop_path_rate': 0.0
+}
 CLS_OPTIONS = dict(SWIN, **{'model.head.in_channels': 128})
-SEG_OPTIONS = dict(SWIN, **{'model.decode_head.in_channels': [16, 32, 64, 128], 'model.decode_head.channels': 16,
-                            'model.auxiliary_head.in_channels': 64, 'model.auxiliary_head.channels': 16})
+SEG_OPTIONS = dict(
+    SWIN, **{
+        'model.decode_head.in_channels': [16, 32, 64, 128],
+        'model.decode_head.channels': 16,
+        'model.auxiliary_head.in_channels': 64,
+        'model.auxiliary_head.channels': 16
+    })
 ATOL = 1e-4
-
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -92,8 +100,9 @@ def _assert_close(ref, got):
 def test_classifier_onnxruntime_equals_eager(name, tmp_path):
     model = _build('swin_t_in1k_toy.py', CLS_OPTIONS)
     model.backbone.set_pruning_ratios(RATIOS[name])
-    proto, ref, got = _export_and_run(export_part(model, 'model'), _images(batch=2), tmp_path / 'cls.onnx',
-                                      dict(pruning_ratios=model.backbone.get_pruning_ratios()))
+    proto, ref, got = _export_and_run(
+        export_part(model, 'model'), _images(batch=2), tmp_path / 'cls.onnx',
+        dict(pruning_ratios=model.backbone.get_pruning_ratios()))
     _assert_close(ref, got)
     found = check_exported_graph(proto)
     assert 'Sort' not in found['op_counts'] and 'NonZero' not in found['op_counts']
@@ -121,8 +130,15 @@ def test_export_tool_segmentor_uniform_records_ratios_and_shape(tmp_path):
     and the metadata records the ratios (per block), the input shape and the normalisation."""
     from tools.deployment.export_onnx import export
     out = tmp_path / 'seg.onnx'
-    meta, diff = export(f'{REPO_ROOT}/configs/sparsevit/upernet_swin_t_ade20k_toy.py', 'none', 'uniform-0.5',
-                        SHAPE, str(out), cfg_options=SEG_OPTIONS, optimize=False, threads=1)
+    meta, diff = export(
+        f'{REPO_ROOT}/configs/sparsevit/upernet_swin_t_ade20k_toy.py',
+        'none',
+        'uniform-0.5',
+        SHAPE,
+        str(out),
+        cfg_options=SEG_OPTIONS,
+        optimize=False,
+        threads=1)
     assert diff is not None and diff <= ATOL
     stored = read_metadata(str(out))
     assert stored == json.loads(json.dumps(meta, default=list)) | dict(input_shape=[1, 3, *SHAPE], opset=18)
@@ -142,8 +158,14 @@ def test_exported_window_ranking_keeps_the_eager_windows(monkeypatch):
     are those of the stable-sort ranking, in the same order (random features: no exact ties)."""
     from mmsparse.models.backbones import SparseSwin, sparse_swin_stage
     torch.manual_seed(0)
-    model = _randomize_(SparseSwin(embed_dims=16, depths=DEPTHS, num_heads=(1, 1, 2, 2), drop_path_rate=0.,
-                                   pruning_ratios=RATIOS['cfg2-like'], record_selection=True)).eval()
+    model = _randomize_(
+        SparseSwin(
+            embed_dims=16,
+            depths=DEPTHS,
+            num_heads=(1, 1, 2, 2),
+            drop_path_rate=0.,
+            pruning_ratios=RATIOS['cfg2-like'],
+            record_selection=True)).eval()
     x = _images(batch=2)
     with torch.no_grad():
         eager = model(x)

@@ -8,8 +8,15 @@ from mmengine.model import BaseModel
 from mmsparse.registry import MODELS
 
 #: Swin-T depths, 16 channels: the real search space at a CPU-friendly width
-SWIN_KW = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 2, 4), window_size=7,
-               patch_size=4, mlp_ratio=4, out_indices=(3, ), min_keep=1)
+SWIN_KW = dict(
+    embed_dims=16,
+    depths=(2, 2, 6, 2),
+    num_heads=(1, 2, 2, 4),
+    window_size=7,
+    patch_size=4,
+    mlp_ratio=4,
+    out_indices=(3, ),
+    min_keep=1)
 
 
 @MODELS.register_module()

@@ -11,8 +11,8 @@ class ToyNet(BaseModel):
 
     def __init__(self, in_dim=8, hidden=24, num_classes=4):
         super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
-                                      nn.GELU())
+        self.backbone = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
         self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, inputs, labels=None, mode='tensor'):

@@ -95,8 +95,11 @@ class ToyModel(BaseModel):
         return [toy_score(self.backbone.ratios, float(x)) + float(self.backbone.weight) for x in inputs]
 
 
-LOADER = dict(dataset=dict(type='ToySearchDataset'), sampler=dict(type='DefaultSampler', shuffle=False),
-              batch_size=4, num_workers=0)
+LOADER = dict(
+    dataset=dict(type='ToySearchDataset'),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    batch_size=4,
+    num_workers=0)
 BUDGET = 28.0  # G MACs at 672x672, batch 1: dense is 40.408 G
 
 
@@ -109,16 +112,30 @@ def write_base_config(tmp_path):
 
 
 def make_runner(tmp_path, work, name, model=None, **loop_kwargs):
-    loop = dict(type='mmsparse.EvolutionSearchLoop', dataloader=LOADER,
-                evaluator=dict(type='ToySearchMetric'), score_key='toy/score', population=8, parents=3,
-                generations=3, constraint=dict(kind='macs', max=BUDGET), input_shape=(672, 672),
-                val_subset=SUBSET, seed=0, base_config=write_base_config(tmp_path),
-                finetune=dict(train_cfg=dict(max_epochs=36)))
+    loop = dict(
+        type='mmsparse.EvolutionSearchLoop',
+        dataloader=LOADER,
+        evaluator=dict(type='ToySearchMetric'),
+        score_key='toy/score',
+        population=8,
+        parents=3,
+        generations=3,
+        constraint=dict(kind='macs', max=BUDGET),
+        input_shape=(672, 672),
+        val_subset=SUBSET,
+        seed=0,
+        base_config=write_base_config(tmp_path),
+        finetune=dict(train_cfg=dict(max_epochs=36)))
     loop.update(loop_kwargs)
-    return Runner(model=model or ToyModel(), work_dir=str(tmp_path / work), experiment_name=name,
-                  train_dataloader=LOADER, train_cfg=loop,
-                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                  default_scope='mmengine', log_level='WARNING')
+    return Runner(
+        model=model or ToyModel(),
+        work_dir=str(tmp_path / work),
+        experiment_name=name,
+        train_dataloader=LOADER,
+        train_cfg=loop,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_scope='mmengine',
+        log_level='WARNING')
 
 
 def read_jsonl(path):
@@ -236,8 +253,13 @@ def test_budget_error_and_injected_cost(tmp_path):
         calls.append(block_ratios)
         return 100.0  # never fits
 
-    runner = make_runner(tmp_path, 'e', 'infeasible', max_tries=5, report_references=False,
-                         constraint=dict(kind='macs', max=1.0, cost_fn=cost_fn))
+    runner = make_runner(
+        tmp_path,
+        'e',
+        'infeasible',
+        max_tries=5,
+        report_references=False,
+        constraint=dict(kind='macs', max=1.0, cost_fn=cost_fn))
     with pytest.raises(InfeasibleBudgetError, match=r'macs <= 1.0 G MACs .* in 5 consecutive tries'):
         runner.train()
     assert len(calls) == 5
@@ -247,16 +269,33 @@ def test_latency_constraint_from_lut(tmp_path):
     # a LUT at 672x672 (nW 576/144/36/9): block (s, b, k) costs k / nW_s ms on the window path and
     # 1 ms on the dense path, plus 2 ms fixed
     nws = [576, 144, 36, 9]
-    table = {(s, b, math.floor(nws[s] * (1 - r) + 1e-6)): math.floor(nws[s] * (1 - r) + 1e-6) / nws[s]
-             for s, d in enumerate(DEPTHS) for b in range(d) for r in DEFAULT_CHOICES}
-    lut = LatencyLUT(nws, DEPTHS, table, 2.0, dict(device='toy-device', shape=(672, 672), batch=1),
-                     dense_ms={(s, b): 1.0 for s, d in enumerate(DEPTHS) for b in range(d)})
+    table = {
+        (s, b, math.floor(nws[s] * (1 - r) + 1e-6)): math.floor(nws[s] * (1 - r) + 1e-6) / nws[s]
+        for s, d in enumerate(DEPTHS)
+        for b in range(d)
+        for r in DEFAULT_CHOICES
+    }
+    lut = LatencyLUT(
+        nws,
+        DEPTHS,
+        table,
+        2.0,
+        dict(device='toy-device', shape=(672, 672), batch=1),
+        dense_ms={
+            (s, b): 1.0
+            for s, d in enumerate(DEPTHS)
+            for b in range(d)
+        })
     path = str(tmp_path / 'lut.json')
     lut.save(path)
     budget = 9.0  # dense is 2 + 12 = 14 ms
-    runner = make_runner(tmp_path, 'lat', 'latency_lut', generations=1,
-                         constraint=dict(kind='latency', max=budget, lut=path, device_name='toy-device',
-                                         validate=2, warmup=0, iters=2))
+    runner = make_runner(
+        tmp_path,
+        'lat',
+        'latency_lut',
+        generations=1,
+        constraint=dict(
+            kind='latency', max=budget, lut=path, device_name='toy-device', validate=2, warmup=0, iters=2))
     runner.train()
     # the LUT was checked against direct timing of the (toy) backbone on 2 configurations
     errors = json.loads((tmp_path / 'lat' / 'best_ratios.json').read_text())['lut_relative_errors']
@@ -269,18 +308,29 @@ def test_latency_constraint_from_lut(tmp_path):
     assert runner.train_loop.references['dense']['constraints']['latency'] == pytest.approx(14.0)
     assert any(not r['feasible'] for r in history)
     # no LUT for this device and building disabled: a clear error, not a silent fallback
-    runner = make_runner(tmp_path, 'lat2', 'latency_nolut', constraint=dict(
-        kind='latency', max=budget, lut=path, device_name='other-device', build_lut=False))
+    runner = make_runner(
+        tmp_path,
+        'lat2',
+        'latency_nolut',
+        constraint=dict(kind='latency', max=budget, lut=path, device_name='other-device', build_lut=False))
     with pytest.raises(FileNotFoundError, match='no latency LUT for other-device'):
         runner.train()
 
 
 def test_latency_lut_is_measured_when_missing(tmp_path, one_torch_thread):
     model = SwinFidelityModel()
-    runner = make_runner(tmp_path, 'calib', 'latency_calibrate', model=model, generations=1, population=4,
-                         parents=2, report_references=False, input_shape=(56, 56),
-                         constraint=dict(kind='latency', max=1e9, device_name='this-cpu', warmup=0,
-                                         iters=1, lut_rounds=1, validate=2))
+    runner = make_runner(
+        tmp_path,
+        'calib',
+        'latency_calibrate',
+        model=model,
+        generations=1,
+        population=4,
+        parents=2,
+        report_references=False,
+        input_shape=(56, 56),
+        constraint=dict(
+            kind='latency', max=1e9, device_name='this-cpu', warmup=0, iters=1, lut_rounds=1, validate=2))
     runner.train()
     lut = LatencyLUT.load(str(tmp_path / 'calib' / 'latency_lut.json'), 'this-cpu', (56, 56), 1)
     # nW 16/4/1/1 with min_keep=1: stage 0 has 9 distinct k, stage 1 has 4 (4, 3, 2, 1)
@@ -296,9 +346,15 @@ def test_latency_lut_is_measured_when_missing(tmp_path, one_torch_thread):
 
 
 def test_direct_latency(tmp_path):
-    runner = make_runner(tmp_path, 'direct', 'latency_direct', generations=1, population=4, parents=2,
-                         report_references=False, constraint=dict(kind='latency', max=1e9, direct=True,
-                                                                  warmup=1, iters=3))
+    runner = make_runner(
+        tmp_path,
+        'direct',
+        'latency_direct',
+        generations=1,
+        population=4,
+        parents=2,
+        report_references=False,
+        constraint=dict(kind='latency', max=1e9, direct=True, warmup=1, iters=3))
     runner.train()
     history = runner.train_loop.search.history
     assert len(history) == 4 and all(r['feasible'] for r in history)
@@ -315,30 +371,49 @@ def _free_port():
 def _search_worker(rank, port, tmp_dir):
     """One of 2 gloo ranks: the same search as ``make_runner``, the val subset sharded by rank."""
     import os
+    from pathlib import Path
 
     import torch.distributed as dist
-    from pathlib import Path
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE='2')
+    os.environ.update(
+        MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2')
     torch.set_num_threads(1)  # two processes on a shared CPU
     dist.init_process_group('gloo', rank=rank, world_size=2)
     tmp = Path(tmp_dir)
-    loop = dict(type='mmsparse.EvolutionSearchLoop', dataloader=LOADER,
-                evaluator=dict(type='ToySearchMetric'), score_key='toy/score', population=8, parents=3,
-                generations=3, constraint=dict(kind='macs', max=BUDGET), input_shape=(672, 672),
-                val_subset=SUBSET, seed=0, base_config=write_base_config(tmp))
-    runner = Runner(model=ToyModel(), work_dir=str(tmp / 'dist'), experiment_name='dist',
-                    train_dataloader=LOADER, train_cfg=loop,
-                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), default_scope='mmengine',
-                    log_level='WARNING', launcher='pytorch',
-                    cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None,
-                                                    broadcast_buffers=False)),
-                    env_cfg=dict(dist_cfg=dict(backend='gloo')))
+    loop = dict(
+        type='mmsparse.EvolutionSearchLoop',
+        dataloader=LOADER,
+        evaluator=dict(type='ToySearchMetric'),
+        score_key='toy/score',
+        population=8,
+        parents=3,
+        generations=3,
+        constraint=dict(kind='macs', max=BUDGET),
+        input_shape=(672, 672),
+        val_subset=SUBSET,
+        seed=0,
+        base_config=write_base_config(tmp))
+    runner = Runner(
+        model=ToyModel(),
+        work_dir=str(tmp / 'dist'),
+        experiment_name='dist',
+        train_dataloader=LOADER,
+        train_cfg=loop,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_scope='mmengine',
+        log_level='WARNING',
+        launcher='pytorch',
+        cfg=dict(
+            model_wrapper_cfg=dict(
+                type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')))
     runner.train()
     search = runner.train_loop.search
-    (tmp / f'rank{rank}.json').write_text(json.dumps(dict(
-        history=search.history, batches=runner.model.module.batches,
-        references=runner.train_loop.references)))
+    (tmp / f'rank{rank}.json').write_text(
+        json.dumps(
+            dict(
+                history=search.history,
+                batches=runner.model.module.batches,
+                references=runner.train_loop.references)))
     dist.destroy_process_group()
 
 
@@ -350,8 +425,8 @@ def test_two_processes_equal_one(tmp_path):
     single.train()
     # fork: re-importing the OpenMMLab stack in spawned workers costs ~20 s; the toy model's work
     # is plain Python, so nothing in the workers depends on the parent's thread pools
-    mp.start_processes(_search_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+    mp.start_processes(
+        _search_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method='fork')
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
     assert ranks[0]['history'] == ranks[1]['history'] == single.train_loop.search.history
     assert ranks[0]['references'] == single.train_loop.references
@@ -371,12 +446,19 @@ class SwinFidelityModel(BaseModel):
         from mmsparse.models.backbones.sparse_swin import SparseSwin
         torch.manual_seed(0)
         # patch 2 at 56x56 gives Swin-T's 224x224 window grid (nW 16/4/1/1) at a quarter of the tokens
-        self.backbone = SparseSwin(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2), mlp_ratio=2,
-                                   patch_size=2, strides=(2, 2, 2, 2), out_indices=(3, ), min_keep=1)
+        self.backbone = SparseSwin(
+            embed_dims=16,
+            depths=(2, 2, 2, 2),
+            num_heads=(1, 1, 2, 2),
+            mlp_ratio=2,
+            patch_size=2,
+            strides=(2, 2, 2, 2),
+            out_indices=(3, ),
+            min_keep=1)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
-        images = torch.stack([torch.randn(3, 56, 56, generator=torch.Generator().manual_seed(int(x)))
-                              for x in inputs])
+        images = torch.stack(
+            [torch.randn(3, 56, 56, generator=torch.Generator().manual_seed(int(x))) for x in inputs])
         pruned = self.backbone(images)[-1]
         with self.backbone.temporary_pruning_ratios(None):
             dense = self.backbone(images)[-1]
@@ -387,17 +469,34 @@ def test_search_on_sparse_swin(tmp_path, one_torch_thread):
     from mmsparse.engine.loops.search_constraints import swin_cost_kwargs
     model = SwinFidelityModel()
     kwargs = swin_cost_kwargs(model.backbone)
-    assert kwargs == dict(depths=(2, 2, 2, 2), embed_dims=16, patch_size=2, in_channels=3, window_size=7,
-                          mlp_ratio=2.0, out_indices=(3, ), keep_rounding='exact', min_keep=1)
+    assert kwargs == dict(
+        depths=(2, 2, 2, 2),
+        embed_dims=16,
+        patch_size=2,
+        in_channels=3,
+        window_size=7,
+        mlp_ratio=2.0,
+        out_indices=(3, ),
+        keep_rounding='exact',
+        min_keep=1)
     # nW 16/4/1/1: stages 2-3 cannot prune with min_keep=1
     dense_macs = swin_macs((56, 56), None, **kwargs) / 1e9
     budget = 0.85 * dense_macs
-    runner = make_runner(tmp_path, 'swin', 'sparse_swin', model=model, generations=2, input_shape=(56, 56),
-                         constraint=dict(kind='macs', max=budget), population=6, parents=2)
+    runner = make_runner(
+        tmp_path,
+        'swin',
+        'sparse_swin',
+        model=model,
+        generations=2,
+        input_shape=(56, 56),
+        constraint=dict(kind='macs', max=budget),
+        population=6,
+        parents=2)
     runner.train()
     loop = runner.train_loop
     refs = loop.references
-    assert refs['dense']['fitness'] == 0.0 and refs['dense']['constraints']['macs'] == pytest.approx(dense_macs)
+    assert refs['dense']['fitness'] == 0.0 and refs['dense']['constraints']['macs'] == pytest.approx(
+        dense_macs)
     for r in loop.search.history:
         macs = swin_macs((56, 56), loop.space.to_block_ratios(r['genes']), **kwargs) / 1e9
         assert r['constraints']['macs'] == pytest.approx(macs) and r['feasible'] == (macs <= budget)
@@ -408,17 +507,21 @@ def test_search_on_sparse_swin(tmp_path, one_torch_thread):
     assert model.backbone.get_pruning_ratios() == loop.space.to_block_ratios(best['genes'])
 
 
-@pytest.mark.parametrize('constraint, message', [
-    (dict(kind='flops', max=1.0), r"constraint.kind must be one of \('macs', 'latency'\), got 'flops'"),
-    (dict(kind='macs', min=2.0, max=1.0), r'constraint.min \(2.0\) must not exceed constraint.max \(1.0\)'),
-    (dict(kind='latency', max=9.0, lut_rounds=0), r'constraint.lut_rounds must be >= 1 .* got 0'),
-    (dict(kind='latency', max=9.0, lut_fit=3), r'constraint.lut_fit must be 0 \(no fit\) or >= 4 .* got 3'),
-    (dict(kind='latency', max=9.0, lut_fit=-1), r'constraint.lut_fit must be 0 .* got -1'),
-    (dict(kind='macs', max=1.0, batch=0), r'constraint.batch must be >= 1, got 0'),
-    # a misspelled key used to be accepted and ignored
-    (dict(kind='latency', max=9.0, lut_round=3),
-     r"constraint: unknown key\(s\) \['lut_round'\]; allowed keys: \['batch', .*'lut_rounds'"),
-])
+@pytest.mark.parametrize(
+    'constraint, message',
+    [
+        (dict(kind='flops', max=1.0), r"constraint.kind must be one of \('macs', 'latency'\), got 'flops'"),
+        (dict(kind='macs', min=2.0,
+              max=1.0), r'constraint.min \(2.0\) must not exceed constraint.max \(1.0\)'),
+        (dict(kind='latency', max=9.0, lut_rounds=0), r'constraint.lut_rounds must be >= 1 .* got 0'),
+        (dict(kind='latency', max=9.0,
+              lut_fit=3), r'constraint.lut_fit must be 0 \(no fit\) or >= 4 .* got 3'),
+        (dict(kind='latency', max=9.0, lut_fit=-1), r'constraint.lut_fit must be 0 .* got -1'),
+        (dict(kind='macs', max=1.0, batch=0), r'constraint.batch must be >= 1, got 0'),
+        # a misspelled key used to be accepted and ignored
+        (dict(kind='latency', max=9.0, lut_round=3),
+         r"constraint: unknown key\(s\) \['lut_round'\]; allowed keys: \['batch', .*'lut_rounds'"),
+    ])
 def test_bad_constraint_is_refused_naming_the_field(constraint, message):
     from mmsparse.engine.loops.search_constraints import SearchConstraint
     with pytest.raises(ValueError, match=message):
@@ -447,17 +550,40 @@ class SeededSwinFidelityModel(SwinFidelityModel):
 def test_compiled_search_scores_like_the_eager_one(tmp_path, one_torch_thread):
     # aot_eager: dynamo's graphs (one per ratio set) without inductor's C++ build
     from torch._dynamo.utils import counters
+
     # one batch of the whole subset: one image shape, so one graph per ratio set
-    kw = dict(generations=1, input_shape=(56, 56), population=2, parents=2, report_references=False,
-              dataloader=dict(LOADER, batch_size=SUBSET))
-    budget = 0.9 * swin_macs((56, 56), None, depths=(2, 2, 2, 2), embed_dims=16, patch_size=2,
-                             mlp_ratio=2, out_indices=(3, ), min_keep=1) / 1e9
-    eager = make_runner(tmp_path, 'eager', 'eager', model=SeededSwinFidelityModel(),
-                        constraint=dict(kind='macs', max=budget), **kw)
+    kw = dict(
+        generations=1,
+        input_shape=(56, 56),
+        population=2,
+        parents=2,
+        report_references=False,
+        dataloader=dict(LOADER, batch_size=SUBSET))
+    budget = 0.9 * swin_macs((56, 56),
+                             None,
+                             depths=(2, 2, 2, 2),
+                             embed_dims=16,
+                             patch_size=2,
+                             mlp_ratio=2,
+                             out_indices=(3, ),
+                             min_keep=1) / 1e9
+    eager = make_runner(
+        tmp_path,
+        'eager',
+        'eager',
+        model=SeededSwinFidelityModel(),
+        constraint=dict(kind='macs', max=budget),
+        **kw)
     eager.train()
     graphs = counters['stats']['unique_graphs']
-    compiled = make_runner(tmp_path, 'compiled', 'compiled', model=SeededSwinFidelityModel(),
-                           constraint=dict(kind='macs', max=budget), compile=dict(backend='aot_eager'), **kw)
+    compiled = make_runner(
+        tmp_path,
+        'compiled',
+        'compiled',
+        model=SeededSwinFidelityModel(),
+        constraint=dict(kind='macs', max=budget),
+        compile=dict(backend='aot_eager'),
+        **kw)
     compiled.train()
     a, b = eager.train_loop.search.history, compiled.train_loop.search.history
     assert [r['genes'] for r in a] == [r['genes'] for r in b]

@@ -17,8 +17,16 @@ from tests.test_engine.svite_toy import ToyNet, toy_loader
 from tests.tool_runner import read_scalars
 
 
-def make_runner(work_dir, model=None, max_iters=10, hooks=(), optim_type='mmsparse.SViTEOptimWrapper',
-                loader=None, resume=False, load_from=None, ckpt_interval=5, accumulate=1,
+def make_runner(work_dir,
+                model=None,
+                max_iters=10,
+                hooks=(),
+                optim_type='mmsparse.SViTEOptimWrapper',
+                loader=None,
+                resume=False,
+                load_from=None,
+                ckpt_interval=5,
+                accumulate=1,
                 **hook_kwargs):
     hook = dict(type='mmsparse.PruneGrowHook', density=0.4, delta_t=2, t_end=0.8, seed=0, debug=True)
     hook.update(hook_kwargs)
@@ -30,12 +38,14 @@ def make_runner(work_dir, model=None, max_iters=10, hooks=(), optim_type='mmspar
         work_dir=str(work_dir),
         train_dataloader=loader if loader is not None else toy_loader(),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        optim_wrapper=dict(type=optim_type, accumulative_counts=accumulate,
-                           optimizer=dict(type='AdamW', lr=0.02, weight_decay=0.05)),
+        optim_wrapper=dict(
+            type=optim_type,
+            accumulative_counts=accumulate,
+            optimizer=dict(type='AdamW', lr=0.02, weight_decay=0.05)),
         custom_hooks=[hook] + list(hooks),
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
-                           checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                                           interval=ckpt_interval)),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=ckpt_interval)),
         randomness=dict(seed=0),
         resume=resume,
         load_from=load_from,
@@ -124,8 +134,7 @@ def test_ema_copy_and_checkpoint_carry_the_masks(toy_run):
 
 def test_resume_with_another_t_total_is_an_error(toy_run, tmp_path):
     _, work = toy_run
-    runner = make_runner(tmp_path / 'r', max_iters=12, resume=True,
-                         load_from=osp.join(work, 'iter_5.pth'))
+    runner = make_runner(tmp_path / 'r', max_iters=12, resume=True, load_from=osp.join(work, 'iter_5.pth'))
     with pytest.raises(ValueError, match='T_total=10 .* T_total=12'):
         runner.train()
 
@@ -133,8 +142,8 @@ def test_resume_with_another_t_total_is_an_error(toy_run, tmp_path):
 def test_resume_in_process_equals_uninterrupted(tmp_path):
     make_runner(tmp_path / 'a', max_iters=10).train()
     make_runner(tmp_path / 'b', max_iters=10, ckpt_interval=3).train()  # writes iter_3.pth
-    resumed = make_runner(tmp_path / 'c', max_iters=10, resume=True,
-                          load_from=str(tmp_path / 'b' / 'iter_3.pth'))
+    resumed = make_runner(
+        tmp_path / 'c', max_iters=10, resume=True, load_from=str(tmp_path / 'b' / 'iter_3.pth'))
     resumed.train()
     a = torch.load(str(tmp_path / 'a' / 'iter_10.pth'), map_location='cpu', weights_only=False)
     c = torch.load(str(tmp_path / 'c' / 'iter_10.pth'), map_location='cpu', weights_only=False)
@@ -152,12 +161,13 @@ def test_plain_optim_wrapper_is_a_config_error_naming_the_field(tmp_path):
         runner.train()
 
 
-@pytest.mark.parametrize('kwargs,field', [
-    (dict(density=0.0), 'density'), (dict(density=1.5), 'density'), (dict(delta_t=0), 'delta_t'),
-    (dict(alpha=1.0), 'alpha'), (dict(t_end=1.5), 't_end'), (dict(decay='linear'), 'decay'),
-    (dict(mode='blocks'), 'mode'), (dict(grow='momentum'), 'grow'), (dict(prune='taylor'), 'prune'),
-    (dict(min_death_rate=0.6), 'min_death_rate'), (dict(distribution='normal'), 'distribution')
-])
+@pytest.mark.parametrize('kwargs,field', [(dict(density=0.0), 'density'), (dict(density=1.5), 'density'),
+                                          (dict(delta_t=0), 'delta_t'), (dict(alpha=1.0), 'alpha'),
+                                          (dict(t_end=1.5), 't_end'), (dict(decay='linear'), 'decay'),
+                                          (dict(mode='blocks'), 'mode'), (dict(grow='momentum'), 'grow'),
+                                          (dict(prune='taylor'), 'prune'),
+                                          (dict(min_death_rate=0.6), 'min_death_rate'),
+                                          (dict(distribution='normal'), 'distribution')])
 def test_bad_hook_arguments_raise_one_value_error_naming_the_field(kwargs, field):
     from mmsparse.engine.hooks import PruneGrowHook
     with pytest.raises(ValueError, match=field):
@@ -172,7 +182,9 @@ class TinyDeiTClassifier(BaseModel):
         from mmsparse.models.backbones import SparseDeiT
         self.backbone = SparseDeiT(
             arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96),
-            img_size=16, patch_size=4, structured=structured)
+            img_size=16,
+            patch_size=4,
+            structured=structured)
         self.head = nn.Linear(48, 4)
 
     def forward(self, inputs, labels=None, mode='tensor'):
@@ -199,8 +211,15 @@ def test_structured_mode_keeps_head_and_neuron_counts(tmp_path):
     model = TinyDeiTClassifier(structured=dict(head_density=0.7, mlp_density=0.6, seed=0))
     loader = torch.utils.data.DataLoader(ImageData(), batch_size=8)
     init_neurons = [m.clone() for m in model.backbone.neuron_masks()]
-    runner = make_runner(tmp_path, model=model, loader=loader, max_iters=7, mode='structured',
-                         delta_t=2, t_end=1.0, structured=dict(mlp_growth='random'))
+    runner = make_runner(
+        tmp_path,
+        model=model,
+        loader=loader,
+        max_iters=7,
+        mode='structured',
+        delta_t=2,
+        t_end=1.0,
+        structured=dict(mlp_growth='random'))
     runner.train()
     updates = read_updates(str(tmp_path))
     assert [u['t'] for u in updates] == [2, 4, 6]
@@ -221,8 +240,11 @@ def test_structured_mode_keeps_head_and_neuron_counts(tmp_path):
 
 
 def test_structured_mode_needs_a_structured_backbone(tmp_path):
-    runner = make_runner(tmp_path, model=TinyDeiTClassifier(), mode='structured',
-                         loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
+    runner = make_runner(
+        tmp_path,
+        model=TinyDeiTClassifier(),
+        mode='structured',
+        loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
     with pytest.raises(ValueError, match='model.backbone.structured'):
         runner.train()
 
@@ -250,9 +272,14 @@ def test_density_one_creates_no_masks_and_trains_like_no_hook(tmp_path):
 def test_structured_optimizer_state_mask_zeroes_the_moments_of_inactive_units(tmp_path):
     torch.manual_seed(0)
     model = TinyDeiTClassifier(structured=dict(head_density=0.7, mlp_density=0.6, seed=0))
-    runner = make_runner(tmp_path, model=model, max_iters=3, mode='structured', delta_t=2,
-                         optimizer_state='mask',
-                         loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
+    runner = make_runner(
+        tmp_path,
+        model=model,
+        max_iters=3,
+        mode='structured',
+        delta_t=2,
+        optimizer_state='mask',
+        loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
     runner.train()
     state = runner.optim_wrapper.optimizer.state
     for layer in model.backbone.layers:
@@ -270,12 +297,18 @@ def test_token_selector_temperature_follows_the_linear_schedule_and_is_never_mas
     model = TinyDeiTClassifier()
     from mmsparse.models.backbones import SparseDeiT
     model.backbone = SparseDeiT(
-        arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96), img_size=16,
-        patch_size=4, token_selector=dict(num_tokens=12))
+        arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96),
+        img_size=16,
+        patch_size=4,
+        token_selector=dict(num_tokens=12))
     taus = []
     model.backbone.token_selector.register_forward_pre_hook(lambda m, a: taus.append(m.tau))
-    runner = make_runner(tmp_path, model=model, max_iters=5, tau=(10.0, 0.1),
-                         loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
+    runner = make_runner(
+        tmp_path,
+        model=model,
+        max_iters=5,
+        tau=(10.0, 0.1),
+        loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
     runner.train()
     assert taus == [10.0 + (0.1 - 10.0) * t / 5 for t in range(5)]  # tau(t), t = steps done
     masks = svite_hook(runner).controller.masker.masks
@@ -296,10 +329,14 @@ def test_a_test_only_runner_with_the_hook_does_not_need_an_optimizer(toy_run, tm
 
     _, work = toy_run
     torch.manual_seed(0)
-    runner = Runner(model=ToyNet(), work_dir=str(tmp_path), test_dataloader=toy_loader(),
-                    test_cfg=dict(), test_evaluator=Evaluator([Acc()]),
-                    custom_hooks=[dict(type='mmsparse.PruneGrowHook', density=0.4)],
-                    load_from=osp.join(work, 'iter_10.pth'))
+    runner = Runner(
+        model=ToyNet(),
+        work_dir=str(tmp_path),
+        test_dataloader=toy_loader(),
+        test_cfg=dict(),
+        test_evaluator=Evaluator([Acc()]),
+        custom_hooks=[dict(type='mmsparse.PruneGrowHook', density=0.4)],
+        load_from=osp.join(work, 'iter_10.pth'))
     metrics = runner.test()
     assert 0.0 <= metrics['acc'] <= 1.0
     masks = torch.load(osp.join(work, 'iter_10.pth'), weights_only=False)['svite']['masker']['masks']
@@ -323,9 +360,16 @@ def test_structured_algorithm1_update_steps_move_weights_only_through_the_masks(
     torch.manual_seed(0)
     model = TinyDeiTClassifier(structured=dict(head_density=0.7, mlp_density=0.6, seed=0))
     probe = WeightProbe()
-    runner = make_runner(tmp_path, model=model, max_iters=4, mode='structured', delta_t=2,
-                         t_end=1.0, algorithm1=True, hooks=[probe],
-                         loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
+    runner = make_runner(
+        tmp_path,
+        model=model,
+        max_iters=4,
+        mode='structured',
+        delta_t=2,
+        t_end=1.0,
+        algorithm1=True,
+        hooks=[probe],
+        loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
     runner.train()
     assert [u['t'] for u in read_updates(str(tmp_path))] == [2]
     names = [n for n, _ in model.named_parameters()]

@@ -25,24 +25,36 @@ class CountMetric(BaseMetric):
         return dict(acc=sum(results) / len(results))
 
 
-def make_runner(work_dir, max_iters=4, resume=False, load_from=None, val_ratios=None,
-                val_interval=2, accumulate=1, **hook_kwargs):
+def make_runner(work_dir,
+                max_iters=4,
+                resume=False,
+                load_from=None,
+                val_ratios=None,
+                val_interval=2,
+                accumulate=1,
+                **hook_kwargs):
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(SwinToyData(), batch_size=4)
-    hook = dict(type='mmsparse.SparsityAwareAdaptationHook', seed=SEED, val_ratios=val_ratios,
-                debug=True)
+    hook = dict(type='mmsparse.SparsityAwareAdaptationHook', seed=SEED, val_ratios=val_ratios, debug=True)
     hook.update(hook_kwargs)
     return Runner(
-        model=SwinToyClassifier(), work_dir=str(work_dir), train_dataloader=loader,
+        model=SwinToyClassifier(),
+        work_dir=str(work_dir),
+        train_dataloader=loader,
         val_dataloader=torch.utils.data.DataLoader(SwinToyData(n=4), batch_size=4),
-        val_evaluator=Evaluator([CountMetric()]), val_cfg=dict(),
+        val_evaluator=Evaluator([CountMetric()]),
+        val_cfg=dict(),
         train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=val_interval),
         optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3), accumulative_counts=accumulate),
         custom_hooks=[hook],
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
-                           checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2)),
-        randomness=dict(seed=0), resume=resume, load_from=load_from,
-        log_processor=dict(by_epoch=False), experiment_name=osp.basename(str(work_dir)))
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2)),
+        randomness=dict(seed=0),
+        resume=resume,
+        load_from=load_from,
+        log_processor=dict(by_epoch=False),
+        experiment_name=osp.basename(str(work_dir)))
 
 
 def read(work_dir, rank=0):
@@ -101,8 +113,15 @@ def test_logged_macs_equal_the_cost_model(saa_run):
     records = read(work)
     assert [r['iter'] for r in records] == list(range(4))
     for r in records:
-        expected = swin_macs((56, 64), r['ratios'], embed_dims=16, depths=(2, 2, 6, 2), window_size=7,
-                             patch_size=4, mlp_ratio=4, out_indices=(3, ), min_keep=1)
+        expected = swin_macs((56, 64),
+                             r['ratios'],
+                             embed_dims=16,
+                             depths=(2, 2, 6, 2),
+                             window_size=7,
+                             patch_size=4,
+                             mlp_ratio=4,
+                             out_indices=(3, ),
+                             min_keep=1)
         assert r['macs'] == expected
     assert runner.message_hub.get_scalar('train/saa_gmacs').current() == records[-1]['macs'] / 1e9
     dense = swin_macs((56, 64), None, embed_dims=16, out_indices=(3, ), min_keep=1)
@@ -126,10 +145,13 @@ def test_accumulated_micro_batches_share_one_configuration(tmp_path):
 
 def test_model_without_window_pruning_is_an_error(tmp_path):
     from tests.test_engine.svite_toy import ToyNet, toy_loader
-    runner = Runner(model=ToyNet(), work_dir=str(tmp_path), train_dataloader=toy_loader(),
-                    train_cfg=dict(by_epoch=False, max_iters=1),
-                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                    custom_hooks=[dict(type='mmsparse.SparsityAwareAdaptationHook')])
+    runner = Runner(
+        model=ToyNet(),
+        work_dir=str(tmp_path),
+        train_dataloader=toy_loader(),
+        train_cfg=dict(by_epoch=False, max_iters=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        custom_hooks=[dict(type='mmsparse.SparsityAwareAdaptationHook')])
     with pytest.raises(ValueError, match='set_pruning_ratios'):
         runner.train()
 
@@ -151,12 +173,15 @@ def test_two_gloo_ranks_set_identical_ratios(toy_imagenet, tmp_path):
         "             head=dict(in_channels=128))\n"
         f"custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook', seed={SEED}, debug=True)]\n")
     work = tmp_path / 'work'
-    run_tool(['dist_train.sh', str(config), '2', '--work-dir', str(work), '--cfg-options',
-              f'train_dataloader.dataset.data_root={toy_imagenet}',
-              f'val_dataloader.dataset.data_root={toy_imagenet}',
-              f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_dataloader.batch_size=4',
-              'train_cfg.max_iters=3', 'train_cfg.val_interval=100',
-              'default_hooks.checkpoint.interval=100'], env=dict(PORT='29561'))
+    run_tool([
+        'dist_train.sh',
+        str(config), '2', '--work-dir',
+        str(work), '--cfg-options', f'train_dataloader.dataset.data_root={toy_imagenet}',
+        f'val_dataloader.dataset.data_root={toy_imagenet}',
+        f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_dataloader.batch_size=4',
+        'train_cfg.max_iters=3', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=100'
+    ],
+             env=dict(PORT='29561'))
     rank0, rank1 = read(work, 0), read(work, 1)
     assert [r['iter'] for r in rank0] == [0, 1, 2]
     assert rank0 == rank1

@@ -5,8 +5,7 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
-from mmsparse.engine.optimizers import (AmpSViTEOptimWrapper, CPUAmpSViTEOptimWrapper,
-                                        SViTEOptimWrapper)
+from mmsparse.engine.optimizers import AmpSViTEOptimWrapper, CPUAmpSViTEOptimWrapper, SViTEOptimWrapper
 from mmsparse.sparsity.dynamic_sparsity import PruneGrowController
 from mmsparse.sparsity.masks import ParameterMasker
 from mmsparse.sparsity.prune_grow import prune_rate
@@ -17,15 +16,25 @@ INTERVAL = 2
 T_END = 7  # updates at t = 2, 4, 6 only
 
 
-def build(optimizer='AdamW', wrapper_cls=SViTEOptimWrapper, optimizer_state='keep', algorithm1=False,
-          decay='cosine_reference', **wrapper_kwargs):
+def build(optimizer='AdamW',
+          wrapper_cls=SViTEOptimWrapper,
+          optimizer_state='keep',
+          algorithm1=False,
+          decay='cosine_reference',
+          **wrapper_kwargs):
     torch.manual_seed(0)
     model = ToyNet()
-    masker = ParameterMasker(model, 0.4, include=[r'^backbone\.', r'^head\.'],
-                             optimizer_state=optimizer_state, seed=0)
-    ctrl = PruneGrowController(masker, update_interval=INTERVAL, t_end=T_END, t_total=STEPS,
-                               death_rate=0.5, decay=decay, algorithm1=algorithm1,
-                               optimizer_state=optimizer_state)
+    masker = ParameterMasker(
+        model, 0.4, include=[r'^backbone\.', r'^head\.'], optimizer_state=optimizer_state, seed=0)
+    ctrl = PruneGrowController(
+        masker,
+        update_interval=INTERVAL,
+        t_end=T_END,
+        t_total=STEPS,
+        death_rate=0.5,
+        decay=decay,
+        algorithm1=algorithm1,
+        optimizer_state=optimizer_state)
     if optimizer == 'AdamW':
         opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
     else:
@@ -45,13 +54,15 @@ def masked_are_zero(masker):
     return all(bool((p[~m] == 0).all()) for _, p, m in masker.items())
 
 
-@pytest.mark.parametrize('optimizer,wrapper_cls,optimizer_state', [
-    ('AdamW', SViTEOptimWrapper, 'keep'),
-    ('SGD', SViTEOptimWrapper, 'keep'),
-    ('AdamW', SViTEOptimWrapper, 'mask'),
-    ('SGD', SViTEOptimWrapper, 'mask'),
-    ('AdamW', CPUAmpSViTEOptimWrapper, 'keep'),  # bf16 autocast: what --amp is on a CPU
-])
+@pytest.mark.parametrize(
+    'optimizer,wrapper_cls,optimizer_state',
+    [
+        ('AdamW', SViTEOptimWrapper, 'keep'),
+        ('SGD', SViTEOptimWrapper, 'keep'),
+        ('AdamW', SViTEOptimWrapper, 'mask'),
+        ('SGD', SViTEOptimWrapper, 'mask'),
+        ('AdamW', CPUAmpSViTEOptimWrapper, 'keep'),  # bf16 autocast: what --amp is on a CPU
+    ])
 def test_masked_weights_exactly_zero_after_every_step(optimizer, wrapper_cls, optimizer_state):
     model, masker, ctrl, wrapper = build(optimizer, wrapper_cls, optimizer_state)
     target = {n: int(round(masker.densities[n] * p.numel())) for n, p, _ in masker.items()}
@@ -216,8 +227,7 @@ def test_amp_growth_scores_are_unscaled(cpu_grad_scaler):
 
 
 def test_algorithm1_with_loss_scaling_unscales_skips_and_updates_the_scale(cpu_grad_scaler):
-    model, masker, ctrl, wrapper = build('AdamW', AmpSViTEOptimWrapper, algorithm1=True,
-                                         decay='cosine_t_end')
+    model, masker, ctrl, wrapper = build('AdamW', AmpSViTEOptimWrapper, algorithm1=True, decay='cosine_t_end')
     cpu_grad_scaler(wrapper)
     for step, (x, y) in enumerate(toy_batches(4), start=1):
         w_old = {n: p.detach().clone() for n, p, _ in masker.items()}
@@ -266,8 +276,10 @@ def test_algorithm1_matches_an_independent_implementation_at_every_step():
     import copy
     model, masker, ctrl, wrapper = build('AdamW', algorithm1=True, decay='cosine_t_end')
     ref_model = copy.deepcopy(model)
-    ref_history = reference_algorithm1(ref_model, {n: m.clone() for n, _, m in masker.items()},
-                                       toy_batches(STEPS), INTERVAL, T_END, 0.5)
+    ref_history = reference_algorithm1(ref_model, {
+        n: m.clone()
+        for n, _, m in masker.items()
+    }, toy_batches(STEPS), INTERVAL, T_END, 0.5)
     for step, (x, y) in enumerate(toy_batches(STEPS)):
         train_step(model, wrapper, x, y)
         for n, _, m in masker.items():

@@ -14,8 +14,10 @@ def toy_kitti(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('data') / 'toy_kitti')
     # KITTI's AP40 samples 40 recall points among the detections' scores, so fewer than 40 ground-truth
     # boxes cap it below 100 even for perfect boxes: 150 small val images hold 51 moderate cars
-    run_tool(['dataset_converters/make_toy_kitti_mono3d.py', '--out', out, '--num-train', '1', '--num-val',
-              '150', '--width', '160', '--height', '96', '--focal', '160', '--seed', '3'],
+    run_tool([
+        'dataset_converters/make_toy_kitti_mono3d.py', '--out', out, '--num-train', '1', '--num-val', '150',
+        '--width', '160', '--height', '96', '--focal', '160', '--seed', '3'
+    ],
              env=dict(OMP_NUM_THREADS='1'))
     return out
 
@@ -29,11 +31,22 @@ def _perfect_predictions(cfg, root):
     from mmdet3d.registry import DATASETS
     from mmdet3d.structures import Det3DDataSample  # noqa: F401  (registers the packing types)
     ds_cfg = cfg.test_dataloader.dataset.copy()
-    ds_cfg.update(data_root=root + '/', test_mode=False, pipeline=[
-        dict(type='LoadAnnotations3D', with_bbox=True, with_label=True, with_attr_label=False,
-             with_bbox_3d=True, with_label_3d=True, with_bbox_depth=True),
-        dict(type='Pack3DDetInputs', keys=['gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d',
-                                          'gt_labels_3d'])])
+    ds_cfg.update(
+        data_root=root + '/',
+        test_mode=False,
+        pipeline=[
+            dict(
+                type='LoadAnnotations3D',
+                with_bbox=True,
+                with_label=True,
+                with_attr_label=False,
+                with_bbox_3d=True,
+                with_label_3d=True,
+                with_bbox_depth=True),
+            dict(
+                type='Pack3DDetInputs',
+                keys=['gt_bboxes', 'gt_bboxes_labels', 'gt_bboxes_3d', 'gt_labels_3d'])
+        ])
     dataset = DATASETS.build(ds_cfg)
     samples, rank = [], 0
     for i in range(len(dataset)):
@@ -42,11 +55,11 @@ def _perfect_predictions(cfg, root):
         n = len(g3.labels_3d)
         scores = 1.0 - 0.01 * torch.arange(rank, rank + n, dtype=torch.float32)
         rank += n
-        samples.append(dict(
-            sample_idx=ds.sample_idx,
-            pred_instances_3d=dict(bboxes_3d=g3.bboxes_3d, labels_3d=g3.labels_3d,
-                                   scores_3d=scores),
-            pred_instances=dict(bboxes=g2.bboxes, labels=g2.labels, scores=scores)))
+        samples.append(
+            dict(
+                sample_idx=ds.sample_idx,
+                pred_instances_3d=dict(bboxes_3d=g3.bboxes_3d, labels_3d=g3.labels_3d, scores_3d=scores),
+                pred_instances=dict(bboxes=g2.bboxes, labels=g2.labels, scores=scores)))
     return dataset, samples
 
 
@@ -69,8 +82,10 @@ def _evaluate(toy_kitti, **metric_options):
 
 def test_perfect_prediction_scores_ap_100(toy_kitti):
     metrics, dataset = _evaluate(toy_kitti)
-    cars = [inst for i in range(len(dataset)) for inst in dataset.get_data_info(i)['instances']
-            if inst['bbox_label_3d'] == 2]
+    cars = [
+        inst for i in range(len(dataset)) for inst in dataset.get_data_info(i)['instances']
+        if inst['bbox_label_3d'] == 2
+    ]
     assert len(cars) >= 41  # enough for every AP40 recall point (easy has fewer: not checked)
     for kind in ('3D', 'BEV', '2D'):
         for level in ('moderate', 'hard'):

@@ -40,8 +40,8 @@ def test_box_against_its_own_copy_has_iou_one():
     iou = rotate_iou_exact(boxes, boxes.copy())
     np.testing.assert_allclose(np.diag(iou), 1.0, atol=1e-6)
     # the 3D path's criterion 2 is the intersection area itself
-    np.testing.assert_allclose(np.diag(rotate_iou_exact(boxes, boxes, 2)), boxes[:, 2] * boxes[:, 3],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.diag(rotate_iou_exact(boxes, boxes, 2)), boxes[:, 2] * boxes[:, 3], rtol=1e-6)
 
 
 def test_hand_computed_overlaps():
@@ -63,10 +63,14 @@ def test_hand_computed_overlaps():
 def test_matches_polygon_clipping_on_random_boxes():
     rng = np.random.default_rng(0)
     n, k = 30, 25
-    boxes = np.column_stack([rng.uniform(-3, 3, (n, 2)), rng.uniform(0.5, 4, (n, 2)),
-                             rng.uniform(-math.pi, math.pi, n)])
-    query = np.column_stack([rng.uniform(-3, 3, (k, 2)), rng.uniform(0.5, 4, (k, 2)),
-                             rng.uniform(-math.pi, math.pi, k)])
+    boxes = np.column_stack(
+        [rng.uniform(-3, 3, (n, 2)),
+         rng.uniform(0.5, 4, (n, 2)),
+         rng.uniform(-math.pi, math.pi, n)])
+    query = np.column_stack(
+        [rng.uniform(-3, 3, (k, 2)),
+         rng.uniform(0.5, 4, (k, 2)),
+         rng.uniform(-math.pi, math.pi, k)])
     query[:5] = boxes[:5]  # exact copies
     query[5:8, :4] = boxes[5:8, :4]  # same rectangle, other angle
     query[5:8, 4] = boxes[5:8, 4] + np.pi / 2

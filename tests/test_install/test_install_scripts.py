@@ -19,7 +19,11 @@ def cache_key():
 
 
 def run(args, cwd, **env):
-    return subprocess.run(['bash', *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+    return subprocess.run(['bash', *args],
+                          cwd=cwd,
+                          capture_output=True,
+                          text=True,
+                          timeout=120,
                           env=dict(os.environ, **env))
 
 
@@ -31,8 +35,7 @@ def test_build_mmcv_takes_a_relative_interpreter_and_returns_the_cached_wheel_ab
         z.writestr('mmcv/__init__.py', '')
     # the interpreter given relative to the caller's directory, as `make install VENV=.venv` does
     rel_python = osp.relpath(sys.executable, tmp_path)
-    proc = run([osp.join(INSTALL, 'build_mmcv.sh'), rel_python], cwd=tmp_path,
-               MMSPARSE_CACHE='cache')
+    proc = run([osp.join(INSTALL, 'build_mmcv.sh'), rel_python], cwd=tmp_path, MMSPARSE_CACHE='cache')
     assert proc.returncode == 0, proc.stderr
     assert 'using cached wheel' in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == str(wheel)  # absolute, though the cache was relative

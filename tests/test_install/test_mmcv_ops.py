@@ -98,13 +98,15 @@ def test_nms_rotated_keeps_what_exact_polygon_nms_keeps():
 
 def test_box_iou_rotated_equals_exact_polygon_iou():
     g = torch.Generator().manual_seed(8)
-    boxes = torch.cat([torch.rand(40, 2, generator=g) * 20, torch.rand(40, 2, generator=g) * 8 + 1,
-                       (torch.rand(40, 1, generator=g) - 0.5) * np.pi], 1).double()
+    boxes = torch.cat([
+        torch.rand(40, 2, generator=g) * 20,
+        torch.rand(40, 2, generator=g) * 8 + 1, (torch.rand(40, 1, generator=g) - 0.5) * np.pi
+    ], 1).double()
     polys = [rotated_polygon(b) for b in boxes.tolist()]
     exact = torch.tensor([[p.intersection(q).area / p.union(q).area for q in polys] for p in polys],
                          dtype=torch.float64)
-    torch.testing.assert_close(mmcv_ops.box_iou_rotated(boxes.float(), boxes.float()).double(), exact,
-                               rtol=0, atol=2e-5)
+    torch.testing.assert_close(
+        mmcv_ops.box_iou_rotated(boxes.float(), boxes.float()).double(), exact, rtol=0, atol=2e-5)
 
 
 def test_nms_bev_of_mmdet3d_runs_the_rotated_op_on_cpu():

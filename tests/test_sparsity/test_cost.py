@@ -36,8 +36,7 @@ ROWS = [
 ]
 
 
-@pytest.mark.parametrize('name,shape,ratios,batch,c0,core,paper_conv,printed', ROWS,
-                         ids=[r[0] for r in ROWS])
+@pytest.mark.parametrize('name,shape,ratios,batch,c0,core,paper_conv,printed', ROWS, ids=[r[0] for r in ROWS])
 def test_spec_rows(name, shape, ratios, batch, c0, core, paper_conv, printed):
     got_core = swin_macs(shape, ratios, batch=batch, embed_dims=c0) / 1e9
     got_paper = swin_macs(shape, ratios, batch=batch, embed_dims=c0, convention='paper') / 1e9

@@ -40,8 +40,15 @@ class Fake:
 
 def make_search(fake, seed=0, **kwargs):
     kwargs.setdefault('max_generations', 4)
-    return EvolutionSearch(SwinRatioSpace(), fake.fitness, fake.constraint, population=100, parents=25,
-                           seed=seed, constraint_desc=f'macs <= {BUDGET}', **kwargs)
+    return EvolutionSearch(
+        SwinRatioSpace(),
+        fake.fitness,
+        fake.constraint,
+        population=100,
+        parents=25,
+        seed=seed,
+        constraint_desc=f'macs <= {BUDGET}',
+        **kwargs)
 
 
 def test_population_parents_and_operators():
@@ -172,8 +179,16 @@ def test_resume_refuses_other_settings():
 
 
 def test_max_tries_error_names_the_budget():
-    search = EvolutionSearch(SwinRatioSpace(), lambda g: 0.0, lambda g: (False, {'macs': 40.4}),
-                             population=4, parents=2, max_tries=20, constraint_desc='macs <= 1.0 G')
+    search = EvolutionSearch(
+        SwinRatioSpace(),
+        lambda g: 0.0,
+        lambda g: (False, {
+            'macs': 40.4
+        }),
+        population=4,
+        parents=2,
+        max_tries=20,
+        constraint_desc='macs <= 1.0 G')
     with pytest.raises(InfeasibleBudgetError, match=r'macs <= 1\.0 G in 20 consecutive tries'):
         search.run()
     assert search.num_candidates == 20 and search.population == []

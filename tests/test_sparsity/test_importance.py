@@ -6,8 +6,7 @@ import torch.nn as nn
 from mmsparse.sparsity.importance import (HeadScoreCapture, apply_head_mask, apply_neuron_mask,
                                           gradient_magnitude, head_gradient_scores, head_proj_cols,
                                           head_qkv_rows, head_row_mask, head_taylor_scores,
-                                          neuron_gradient_scores, neuron_l1_scores,
-                                          weight_magnitude)
+                                          neuron_gradient_scores, neuron_l1_scores, weight_magnitude)
 
 
 class TinyAttn(nn.Module):
@@ -55,8 +54,8 @@ def test_head_scores_on_explicit_tensors_and_capture_accumulates():
     A = torch.randn(2, 4, 3, 5)
     G = torch.randn(2, 4, 3, 5)
     S = head_taylor_scores(A, G)
-    ref = torch.stack([torch.stack([(A[b, :, h] * G[b, :, h]).sum().abs() for h in range(3)])
-                       for b in range(2)]).mean(0)
+    ref = torch.stack(
+        [torch.stack([(A[b, :, h] * G[b, :, h]).sum().abs() for h in range(3)]) for b in range(2)]).mean(0)
     torch.testing.assert_close(S, ref)
     torch.testing.assert_close(head_gradient_scores(G), G.abs().sum((1, 3)).mean(0))
     torch.testing.assert_close(head_taylor_scores(A, G, reduce='sum'), 2 * ref)

@@ -62,8 +62,8 @@ def _rank_worker(rank, port, out_dir):
 
 def test_two_process_gather(tmp_path):
     # fork: the workers only exchange lists, and re-importing the package per process costs ~15 s
-    mp.start_processes(_rank_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+    mp.start_processes(
+        _rank_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method='fork')
     results = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
     for res in results:
         # rank 0's samples, then rank 1's; IQM of the 8 values: sorted 1..6,10,100 -> mean(3,4,5,6)
@@ -91,6 +91,7 @@ def test_direct_latency_fn_sets_ratios_and_times():
     import torch
 
     class Timed(torch.nn.Module):
+
         def __init__(self):
             super().__init__()
             self.ratios, self.shapes = None, []
@@ -143,9 +144,13 @@ class ToyTimer(BlockTimer):
 def _toy_lut(**kwargs):
     # 672^2 Swin-T: nW 576/144/36/9
     timer = ToyTimer([576, 144, 36, 9])
-    lut = LatencyLUT.measure(timer, num_windows=[576, 144, 36, 9], depths=[2, 2, 6, 2],
-                             choices=[i / 10 for i in range(9)],
-                             meta=dict(device='toy-gpu', shape=(672, 672), batch=4), **kwargs)
+    lut = LatencyLUT.measure(
+        timer,
+        num_windows=[576, 144, 36, 9],
+        depths=[2, 2, 6, 2],
+        choices=[i / 10 for i in range(9)],
+        meta=dict(device='toy-gpu', shape=(672, 672), batch=4),
+        **kwargs)
     return lut, timer
 
 
@@ -174,7 +179,7 @@ def test_lut_estimate_is_sum_of_parts(tmp_path):
     # (s2); stages 1 and 3 stay dense
     by_hand = 5.0 + 0.5 + 2.5 + 2 * 0.02 * 144 * 2 + 2 * 0.02 * 9 * 4 + sum(
         0.01 * k * (s + 1) + b / 1000 for s, b, k in [(0, 0, 230), (0, 1, 230), (2, 0, 28), (2, 1, 28),
-                                                       (2, 2, 21), (2, 3, 21), (2, 4, 18), (2, 5, 18)])
+                                                      (2, 2, 21), (2, 3, 21), (2, 4, 18), (2, 5, 18)])
     assert lut.estimate(cfg2) == pytest.approx(by_hand, rel=1e-12)
     parts = lut.parts(cfg2)
     assert parts['fixed'] == pytest.approx(5.0) and len(parts) == 1 + 2 + 8 + 4
@@ -255,8 +260,16 @@ def test_lut_json_round_trip(tmp_path):
     path = str(tmp_path / 'latency_lut.json')
     assert LatencyLUT.load(path, 'toy-gpu', (672, 672), 4) is None
     lut.save(path)
-    other = LatencyLUT([1], [2], {(0, 0, 1): 1.0, (0, 1, 1): 2.0}, 0.5,
-                       dict(device='cpu', shape=(224, 224), batch=1), dense_ms={(0, 0): 1.0, (0, 1): 2.0})
+    other = LatencyLUT([1], [2], {
+        (0, 0, 1): 1.0,
+        (0, 1, 1): 2.0
+    },
+                       0.5,
+                       dict(device='cpu', shape=(224, 224), batch=1),
+                       dense_ms={
+                           (0, 0): 1.0,
+                           (0, 1): 2.0
+                       })
     other.save(path)
     stored = json.loads(open(path).read())
     assert sorted(stored) == ['cpu|224x224|batch1', 'toy-gpu|672x672|batch4']

@@ -24,8 +24,10 @@ def test_reference_schedule_values_and_update_counts(model):
     steps = runtime_update_steps(dt, t_end, t_total)
     assert len(steps) == n_updates
     assert steps[:3] == [dt, 2 * dt, 3 * dt] and steps[-1] < t_end and steps[-1] + dt >= t_end
-    rates = [prune_rate(t, 'cosine_reference', 0.5, t_end, t_total, 0.005)
-             for t in (steps[0], steps[39], steps[-1])]
+    rates = [
+        prune_rate(t, 'cosine_reference', 0.5, t_end, t_total, 0.005)
+        for t in (steps[0], steps[39], steps[-1])
+    ]
     assert [round(r, 5) for r in rates] == list(expected)
 
 

@@ -23,13 +23,13 @@ def test_valid_forms():
     ([[0, 0], [0, 0], [0] * 6], r'4 stage lists'),
     ([[0, 0], [0, 0, 0], [0] * 6, [0, 0]], r'stage 1\) must have 2 ratios'),
     ([[0, 0], [0, 0], [0] * 5, [0, 0]], r'stage 2\) must have 6 ratios'),
-    ([[1.0, 1.0], [0, 0], [0] * 6, [0, 0]],
-     r'stage 0, block 0\) = 1.0 is outside the allowed range \[0, 1\)'),
+    ([[1.0, 1.0], [0, 0], [0] * 6, [0, 0]
+      ], r'stage 0, block 0\) = 1.0 is outside the allowed range \[0, 1\)'),
     ([[0, 0], [0, -.1], [0] * 6, [0, 0]], r'stage 1, block 1\) = -0.1 is outside the allowed range \[0, 1\)'),
-    ([[0, 0], [0, 0], [.2, .2, .4, .4, .3, .5], [0, 0]],
-     r'stage 2, block 4\) = 0.3 is lower than block 2 \(0.4\).*allowed range \[0.4, 1\)'),
-    ([[0, 0], [0, 0], [.2, .2, .4, .1, .5, .5], [0, 0]],
-     r'stage 2, block 3\) = 0.1 is lower than block 1 .*shifted-window'),
+    ([[0, 0], [0, 0], [.2, .2, .4, .4, .3, .5], [0, 0]
+      ], r'stage 2, block 4\) = 0.3 is lower than block 2 \(0.4\).*allowed range \[0.4, 1\)'),
+    ([[0, 0], [0, 0], [.2, .2, .4, .1, .5, .5], [0, 0]
+      ], r'stage 2, block 3\) = 0.1 is lower than block 1 .*shifted-window'),
     ([[0, 0], [0, 'a'], [0] * 6, [0, 0]], r'stage 1, block 1\) must be a float'),
     ('0.5', r"'0.5' is not a named ratio set; allowed names: \['cfg1'"),
     (b'cfg2', r'must be None, a float'),
@@ -41,8 +41,7 @@ def test_each_violation_is_one_value_error(ratios, match):
 
 
 def test_named_ratio_sets_resolve_to_the_published_lists():
-    assert validate_pruning_ratios('cfg2', DEPTHS) == ((.6, .6), (0., 0.), (.2, .2, .4, .4, .5, .5),
-                                                        (0., 0.))
+    assert validate_pruning_ratios('cfg2', DEPTHS) == ((.6, .6), (0., 0.), (.2, .2, .4, .4, .5, .5), (0., 0.))
     assert validate_pruning_ratios('uniform-0.5', (2, 2, 2, 2)) == ((.5, .5), ) * 4
     with pytest.raises(ValueError, match=r"'cfg2' is defined for Swin-T depths \(2, 2, 6, 2\)"):
         validate_pruning_ratios('cfg2', (2, 2, 2, 2))

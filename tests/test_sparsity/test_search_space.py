@@ -49,7 +49,7 @@ def test_size_and_names():
     assert deep.size() == 9**3 * math.comb(17, 9)
     assert deep.gene_names[2] == [f's2_{j}' for j in range(1, 10)]
     # brute force on a small grid: every non-decreasing triple on 4 values
-    small = SwinRatioSpace(depths=(6,), choices=(0.0, 0.2, 0.4, 0.6))
+    small = SwinRatioSpace(depths=(6, ), choices=(0.0, 0.2, 0.4, 0.6))
     brute = sum(1 for t in itertools.product(range(4), repeat=3) if list(t) == sorted(t))
     assert small.size() == brute == 20
 
@@ -162,7 +162,8 @@ def test_rng_state_serialisable_and_reproducible():
         == space.sample_at(0, 17)
     draws = {space.key(space.sample_at(0, it)) for it in range(50)}
     assert len(draws) > 40
-    assert space.sample_at(1, 17) != space.sample_at(0, 17) or space.sample_at(1, 18) != space.sample_at(0, 18)
+    assert space.sample_at(1, 17) != space.sample_at(0, 17) or space.sample_at(1, 18) != space.sample_at(
+        0, 18)
 
 
 def test_sampler_law_chi_square():

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from mmsparse.sparsity.token_selection import (gather_tokens, gumbel_noise, gumbel_topk_st,
-                                               num_tokens_from_keep_ratio, temperature,
-                                               topk_indices)
+                                               num_tokens_from_keep_ratio, temperature, topk_indices)
 
 
 def test_forward_exact_zero_one_and_selection_independent_of_tau():

@@ -31,8 +31,10 @@ print('ok', len({modules!r}), len({scripts!r}))
 
 def core_modules():
     files = sorted(glob.glob(osp.join(REPO_ROOT, 'mmsparse', 'sparsity', '*.py')))
-    return ['mmsparse.sparsity.' + osp.splitext(osp.basename(f))[0] for f in files
-            if not f.endswith('__init__.py')] + ['mmsparse.sparsity', 'mmsparse.datasets.toy', 'mmsparse']
+    return [
+        'mmsparse.sparsity.' + osp.splitext(osp.basename(f))[0]
+        for f in files if not f.endswith('__init__.py')
+    ] + ['mmsparse.sparsity', 'mmsparse.datasets.toy', 'mmsparse']
 
 
 def test_core_and_toy_generators_import_without_openmmlab():
@@ -40,7 +42,14 @@ def test_core_and_toy_generators_import_without_openmmlab():
     scripts = sorted(glob.glob(osp.join(REPO_ROOT, 'tools', 'dataset_converters', 'make_toy_*.py')))
     assert len(modules) > 10 and len(scripts) == 4
     code = PROBE.format(blocked=BLOCKED, modules=modules, scripts=scripts)
-    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300, env={'PYTHONPATH': REPO_ROOT, 'PATH': '/usr/bin:/bin'})
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=REPO_ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=300,
+                          env={
+                              'PYTHONPATH': REPO_ROOT,
+                              'PATH': '/usr/bin:/bin'
+                          })
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ['ok', str(len(modules)), str(len(scripts))]

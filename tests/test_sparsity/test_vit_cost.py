@@ -30,9 +30,15 @@ def _erk_saving(arch, d, num_tokens=None):
 
 
 SAVINGS = {
-    ('deit-tiny', 0.3): 59.94, ('deit-tiny', 0.5): 42.74, ('deit-tiny', 0.7): 25.56,
-    ('deit-small', 0.3): 64.58, ('deit-small', 0.5): 46.15, ('deit-small', 0.7): 27.73,
-    ('deit-base', 0.4): 57.67, ('deit-base', 0.6): 38.54, ('deit-base', 0.7): 28.98,
+    ('deit-tiny', 0.3): 59.94,
+    ('deit-tiny', 0.5): 42.74,
+    ('deit-tiny', 0.7): 25.56,
+    ('deit-small', 0.3): 64.58,
+    ('deit-small', 0.5): 46.15,
+    ('deit-small', 0.7): 27.73,
+    ('deit-base', 0.4): 57.67,
+    ('deit-base', 0.6): 38.54,
+    ('deit-base', 0.7): 28.98,
 }
 
 

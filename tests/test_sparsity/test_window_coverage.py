@@ -48,8 +48,8 @@ def test_recall_matches_per_pixel_reference(shift):
     geo = stage_geometry(18, 11, 7)
     rng = np.random.default_rng(0)
     objects = rng.random((3, 70, 42)) < 0.2
-    kept = torch.stack([torch.randperm(geo.num_windows, generator=torch.Generator().manual_seed(i))[:2]
-                        for i in range(3)])
+    kept = torch.stack(
+        [torch.randperm(geo.num_windows, generator=torch.Generator().manual_seed(i))[:2] for i in range(3)])
     got = stage_object_recall([kept], [shift], geo, 7, 4, torch.from_numpy(objects)).kept
     want = _reference_recall(kept.numpy(), objects, 4, 7, shift, geo.padded_height, geo.padded_width)
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from mmsparse.sparsity.window_selection import (flat_token_index, num_kept_windows, rank_windows,
-                                                 shifted_window_mask, stage_geometry, stage_hw,
-                                                 token_index, token_scores, window_scores)
+                                                shifted_window_mask, stage_geometry, stage_hw, token_index,
+                                                token_scores, window_scores)
 
 NW_TABLE = {  # spec §2.1
     (224, 224): [64, 16, 4, 1],

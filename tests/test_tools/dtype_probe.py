@@ -16,14 +16,17 @@ class DtypeProbeHook(Hook):
     def before_train(self, runner):
         self.dtypes = {}
         self.in_train_iter = False
-        self.handles = [m.register_forward_hook(self._record(name))
-                        for name, m in runner.model.named_modules()
-                        if isinstance(m, (nn.Linear, nn.Conv2d))]
+        self.handles = [
+            m.register_forward_hook(self._record(name)) for name, m in runner.model.named_modules()
+            if isinstance(m, (nn.Linear, nn.Conv2d))
+        ]
 
     def _record(self, name):
+
         def hook(module, inputs, output):
             if self.in_train_iter:
                 self.dtypes.setdefault(str(output.dtype), set()).add(name)
+
         return hook
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):

@@ -30,9 +30,11 @@ def test_benchmark_rows(tmp_path, capsys):
     tool = _load_tool()
     cfg = tiny_swin_config(tmp_path, embed_dims=32)
     out = tmp_path / 'rows.json'
-    rc = tool.main([str(cfg), '--shape', '112', '160', '--repeat', '2', '--warmup', '0', '--threads',
-                    '1', '--ratios', 'dense', 'cfg2', 'uniform-0.5', '[[0.1,0.1],[0,0],[0,0,0,0,0,0],[0,0]]',
-                    '--json', str(out)])
+    rc = tool.main([
+        str(cfg), '--shape', '112', '160', '--repeat', '2', '--warmup', '0', '--threads', '1', '--ratios',
+        'dense', 'cfg2', 'uniform-0.5', '[[0.1,0.1],[0,0],[0,0,0,0,0,0],[0,0]]', '--json',
+        str(out)
+    ])
     assert rc == 0
     data = json.loads(out.read_text())
     assert data['max_abs_diff_ratio0'] == 0
@@ -60,8 +62,11 @@ def test_benchmark_bf16_autocast(tmp_path):
     tool = _load_tool()
     cfg = tiny_swin_config(tmp_path, embed_dims=32)
     out = tmp_path / 'rows.json'
-    assert tool.main([str(cfg), '--shape', '112', '144', '--repeat', '1', '--warmup', '0', '--threads',
-                      '1', '--amp', '--ratios', 'cfg2', '--json', str(out)]) == 0
+    assert tool.main([
+        str(cfg), '--shape', '112', '144', '--repeat', '1', '--warmup', '0', '--threads', '1', '--amp',
+        '--ratios', 'cfg2', '--json',
+        str(out)
+    ]) == 0
     assert json.loads(out.read_text())['max_abs_diff_ratio0'] == 0
 
 
@@ -70,13 +75,15 @@ def test_benchmark_compiled_rows_match_eager(tmp_path, capsys):
     tool = _load_tool()
     cfg = tiny_swin_config(tmp_path, embed_dims=16)
     out = tmp_path / 'rows.json'
-    assert tool.main([str(cfg), '--shape', '112', '112', '--repeat', '1', '--warmup', '0', '--threads',
-                      '1', '--ratios', 'cfg2', 'uniform-0.5', '--compile', '--compile-backend',
-                      'aot_eager', '--json', str(out)]) == 0
+    assert tool.main([
+        str(cfg), '--shape', '112', '112', '--repeat', '1', '--warmup', '0', '--threads', '1', '--ratios',
+        'cfg2', 'uniform-0.5', '--compile', '--compile-backend', 'aot_eager', '--json',
+        str(out)
+    ]) == 0
     rows = json.loads(out.read_text())['rows']
     names = ['dense mmdet Swin', 'cfg2', 'uniform-0.5']
-    assert [(r['kind'], r['name']) for r in rows] == [('eager', n) for n in names] + [
-        ('compiled', n) for n in names]
+    assert [(r['kind'], r['name']) for r in rows] == [('eager', n) for n in names] + [('compiled', n)
+                                                                                      for n in names]
     for r in rows:
         if r['kind'] == 'compiled':
             assert r['max_abs_diff_vs_eager'] <= 1e-4 and r['first_call_s'] > 0

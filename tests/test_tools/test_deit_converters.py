@@ -20,10 +20,13 @@ from tools.model_converters import timm_to_mmpretrain_deit as conv  # noqa: E402
 def _classifier(backbone_type, arch, head='VisionTransformerClsHead', **backbone):
     init_default_scope('mmpretrain')
     return PRETRAIN_MODELS.build(
-        dict(type='ImageClassifier',
-             backbone=dict(type=backbone_type, arch=arch, **backbone),
-             head=dict(type=head, num_classes=1000,
-                       in_channels={'deit-small': 384, 'deit-tiny': 192}[arch])))
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type=backbone_type, arch=arch, **backbone),
+            head=dict(type=head, num_classes=1000, in_channels={
+                'deit-small': 384,
+                'deit-tiny': 192
+            }[arch])))
 
 
 def _randomise(model, seed=0):

@@ -17,16 +17,21 @@ def _load(name, rel):
 
 
 def _search_dir(tmp_path):
-    hist = [dict(genes=[0.1], feasible=True, constraints=dict(macs=0.39), fitness=0.70, generation=0),
-            dict(genes=[0.2], feasible=True, constraints=dict(macs=0.35), fitness=0.72, generation=0),
-            dict(genes=[0.3], feasible=True, constraints=dict(macs=0.30), fitness=0.60, generation=1),
-            dict(genes=[0.4], feasible=False, constraints=dict(macs=0.50), fitness=None, generation=1)]
+    hist = [
+        dict(genes=[0.1], feasible=True, constraints=dict(macs=0.39), fitness=0.70, generation=0),
+        dict(genes=[0.2], feasible=True, constraints=dict(macs=0.35), fitness=0.72, generation=0),
+        dict(genes=[0.3], feasible=True, constraints=dict(macs=0.30), fitness=0.60, generation=1),
+        dict(genes=[0.4], feasible=False, constraints=dict(macs=0.50), fitness=None, generation=1)
+    ]
     (tmp_path / 'search_history.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in hist))
-    best = dict(score_key='coco/bbox_mAP', fitness=0.72, genes=[0.2], constraints=dict(macs=0.35),
-                references=dict(dense=dict(genes=[0.0], feasible=False, constraints=dict(macs=0.53),
-                                           fitness=0.80),
-                                uniform_05=dict(genes=[0.5], feasible=True,
-                                                constraints=dict(macs=0.25), fitness=0.40)))
+    best = dict(
+        score_key='coco/bbox_mAP',
+        fitness=0.72,
+        genes=[0.2],
+        constraints=dict(macs=0.35),
+        references=dict(
+            dense=dict(genes=[0.0], feasible=False, constraints=dict(macs=0.53), fitness=0.80),
+            uniform_05=dict(genes=[0.5], feasible=True, constraints=dict(macs=0.25), fitness=0.40)))
     (tmp_path / 'best_ratios.json').write_text(json.dumps(best))
     return tmp_path
 
@@ -36,8 +41,8 @@ def test_front_goes_through_every_non_dominated_point_including_dense(tmp_path):
     search = _search_dir(tmp_path)
     Image.fromarray(np.zeros((50, 80, 3), np.uint8)).save(tmp_path / 'kept.png')
     table = '| model | AP |\n|---|---|\n| dense | 0.8 |\n| searched | 0.72 |\n\n| other | t |\n|---|---|\n'
-    pts, front = tool.draw_summary(str(tmp_path / 'summary.png'), str(search), str(tmp_path / 'kept.png'),
-                                   table)
+    pts, front = tool.draw_summary(
+        str(tmp_path / 'summary.png'), str(search), str(tmp_path / 'kept.png'), table)
     kinds = {p[2]: (p[0], p[1]) for p in pts}
     assert kinds['chosen'] == (0.35, 0.72) and kinds['dense'] == (0.53, 0.80)
     assert len(pts) == 5  # 2 candidates + chosen (same genes as one candidate) + 2 references
@@ -49,16 +54,21 @@ def test_front_goes_through_every_non_dominated_point_including_dense(tmp_path):
 
 def test_demo_recall_table_and_results_table():
     demo = _load('demo', 'tools/demo.py')
-    recall = dict(images=['a.jpg', 'b.jpg'], num_draws=8, seed=0,
-                  stages=[dict(stage=0, object_recall=0.95, random_recall=0.31, chance=0.297)])
+    recall = dict(
+        images=['a.jpg', 'b.jpg'],
+        num_draws=8,
+        seed=0,
+        stages=[dict(stage=0, object_recall=0.95, random_recall=0.31, chance=0.297)])
     text = demo.recall_table(recall)
     assert '| 0 | 0.950 | 0.310 | 0.297 |' in text and 'on 2 val images' in text
     d = demo.Demo.__new__(demo.Demo)
     d.task = dict(metrics={'bbox AP': 'coco/bbox_mAP'})
     bench = dict(gmacs_core=0.5, median_ms=20.0)
-    table = d.table([('dense', 'dense', bench, {'coco/bbox_mAP': 0.8}, None),
-                     ('searched', '[..]', dict(gmacs_core=0.3, median_ms=10.0), {'coco/bbox_mAP': 0.7},
-                      recall)])
+    table = d.table([('dense', 'dense', bench, {
+        'coco/bbox_mAP': 0.8
+    }, None), ('searched', '[..]', dict(gmacs_core=0.3, median_ms=10.0), {
+        'coco/bbox_mAP': 0.7
+    }, recall)])
     rows = table.splitlines()
     assert rows[2] == '| dense | dense | 0.500 | 20.0 | 0.800 | 1.00x | 1 (1) |'
     assert rows[3] == '| searched | [..] | 0.300 | 10.0 | 0.700 | 2.00x | 0.950 (0.310) |'

@@ -13,23 +13,31 @@ REPEATS = 3
 
 
 def data_options(root):
-    return [f'{loader}.dataset.data_root={root}' for loader in
-            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    return [
+        f'{loader}.dataset.data_root={root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
 
 
 def test_repeated_two_process_train_and_test_exit_zero_every_time(toy_imagenet, tmp_path):
     for i in range(REPEATS):
         work = str(tmp_path / f'run{i}')
-        proc = run_tool(['dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options',
-                         *data_options(toy_imagenet), 'train_dataloader.batch_size=4',
-                         'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
-                         'default_hooks.checkpoint.interval=2'],
-                        env=dict(PORT=str(29611 + i)), check=False)
+        proc = run_tool([
+            'dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options', *data_options(toy_imagenet),
+            'train_dataloader.batch_size=4', 'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
+            'default_hooks.checkpoint.interval=2'
+        ],
+                        env=dict(PORT=str(29611 + i)),
+                        check=False)
         assert proc.returncode == 0, (i, proc.stderr[-3000:])
         assert 'terminate called' not in proc.stderr
         assert osp.isfile(osp.join(work, 'iter_2.pth'))
-    proc = run_tool(['dist_test.sh', CONFIG, osp.join(work, 'iter_2.pth'), '2', '--work-dir',
-                     str(tmp_path / 'test'), '--cfg-options', *data_options(toy_imagenet)],
-                    env=dict(PORT='29619'), check=False)
+    proc = run_tool([
+        'dist_test.sh', CONFIG,
+        osp.join(work, 'iter_2.pth'), '2', '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options', *data_options(toy_imagenet)
+    ],
+                    env=dict(PORT='29619'),
+                    check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'terminate called' not in proc.stderr

@@ -13,13 +13,15 @@ def test_two_process_training_keeps_ranks_identical_and_learns(toy_imagenet, tmp
     config.write_text(f"_base_ = '{CONFIG}'\n"
                       "custom_hooks = [dict(type='mmsparse.DistConsistencyHook')]\n")
     run_tool([
-        'dist_train.sh', str(config), '2', '--work-dir', work, '--cfg-options',
+        'dist_train.sh',
+        str(config), '2', '--work-dir', work, '--cfg-options',
         f'train_dataloader.dataset.data_root={toy_imagenet}',
         f'val_dataloader.dataset.data_root={toy_imagenet}',
         f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_dataloader.batch_size=8',
         'train_cfg.max_iters=40', 'train_cfg.val_interval=40', 'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.interval=40'
-    ], env=dict(PORT='29533'))
+    ],
+             env=dict(PORT='29533'))
     with open(osp.join(work, 'param_fingerprints.json')) as f:
         prints = json.load(f)
     assert prints['world_size'] == 2 and len(prints['ranks']) == 2

@@ -27,6 +27,7 @@ def test_run_main_destroys_the_process_group_after_success(single_rank_group):
 
 
 def test_run_main_destroys_the_process_group_after_an_error(single_rank_group):
+
     def fails():
         raise RuntimeError('boom')
 
@@ -36,6 +37,7 @@ def test_run_main_destroys_the_process_group_after_an_error(single_rank_group):
 
 
 def test_run_main_keeps_the_traceback_of_a_file_error_it_did_not_raise(tmp_path):
+
     def opens_missing():
         open(tmp_path / 'not-there.txt')
 
@@ -58,11 +60,16 @@ def test_run_main_reports_our_missing_input_in_one_line(capsys):
 
 def test_check_data_roots_skips_remote_uris_but_names_a_missing_local_root(tmp_path):
     from mmengine.config import Config
+
     from mmsparse.utils import InputNotFoundError
-    remote = Config(dict(train_dataloader=dict(dataset=dict(
-        data_root='s3://bucket/coco/', backend_args=dict(backend='petrel')))))
+    remote = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(data_root='s3://bucket/coco/', backend_args=dict(backend='petrel')))))
     check_data_roots(remote)  # read through backend_args at run time: nothing to check here
-    local = Config(dict(val_dataloader=dict(dataset=dict(type='RepeatDataset', dataset=dict(
-        data_root=str(tmp_path / 'nowhere'))))))
+    local = Config(
+        dict(
+            val_dataloader=dict(
+                dataset=dict(type='RepeatDataset', dataset=dict(data_root=str(tmp_path / 'nowhere'))))))
     with pytest.raises(InputNotFoundError, match=r'val_dataloader.dataset.data_root ".*nowhere"'):
         check_data_roots(local)

@@ -51,8 +51,11 @@ def test_search_tool(task, tmp_path):
     import search
     cfg, ckpt = task
     work = tmp_path / 'w'
-    search.main([cfg, ckpt, '--work-dir', str(work), '--constraint', 'macs', '--budget', '28',
-                 '--cfg-options', 'experiment_name=search_tool', 'search_loop.seed=3'])
+    search.main([
+        cfg, ckpt, '--work-dir',
+        str(work), '--constraint', 'macs', '--budget', '28', '--cfg-options', 'experiment_name=search_tool',
+        'search_loop.seed=3'
+    ])
     best = json.loads((work / 'best_ratios.json').read_text())
     history = [json.loads(line) for line in (work / 'search_history.jsonl').read_text().splitlines()]
     assert sum(r['joined'] for r in history) == 16  # 2 populations of 8
@@ -62,13 +65,19 @@ def test_search_tool(task, tmp_path):
     assert (work / 'pareto.png').stat().st_size > 0
     assert (work / 'finetune_toy_search_task_macs28.py').is_file()
     # --resume on a finished search evaluates nothing new and reproduces the outputs
-    search.main([cfg, ckpt, '--work-dir', str(work), '--budget', '28', '--resume',
-                 '--cfg-options', 'experiment_name=search_tool_resumed', 'search_loop.seed=3'])
+    search.main([
+        cfg, ckpt, '--work-dir',
+        str(work), '--budget', '28', '--resume', '--cfg-options', 'experiment_name=search_tool_resumed',
+        'search_loop.seed=3'
+    ])
     assert json.loads((work / 'best_ratios.json').read_text()) == best
     # a resume with another budget is refused: cached feasibility would be wrong
     with pytest.raises(ValueError, match='fingerprint'):
-        search.main([cfg, ckpt, '--work-dir', str(work), '--budget', '30', '--resume',
-                     '--cfg-options', 'experiment_name=search_tool_other', 'search_loop.seed=3'])
+        search.main([
+            cfg, ckpt, '--work-dir',
+            str(work), '--budget', '30', '--resume', '--cfg-options', 'experiment_name=search_tool_other',
+            'search_loop.seed=3'
+        ])
 
 
 def test_search_tool_needs_a_budget(task, tmp_path):
@@ -99,24 +108,29 @@ def test_search_tool_on_toy_classifier_one_and_two_processes(toy_imagenet, tmp_p
     the task's own dataloader and Accuracy metric score the candidates; 2 ranks = 1 rank."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
+
     from tests.tool_runner import run_tool
     config = tmp_path / 'sparse-swin_toy-imagenet.py'
     config.write_text(SWIN_CLS.format(base=TOY_CLS))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
+        from mmpretrain.registry import MODELS
+
         import mmsparse.models  # noqa: F401
         import tests.test_tools.search_toy_modules  # noqa: F401
-        from mmpretrain.registry import MODELS
         torch.manual_seed(0)
         model = MODELS.build(Config.fromfile(str(config)).model)
     ckpt = tmp_path / 'saa.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
-    data = [f'{k}.dataset.data_root={toy_imagenet}' for k in ('train_dataloader', 'val_dataloader',
-                                                               'test_dataloader')]
+    data = [
+        f'{k}.dataset.data_root={toy_imagenet}'
+        for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
     runs = {}
     for name, launcher in (('one', ['search.py']), ('two', ['dist_search.sh'])):
         work = tmp_path / name
         args = [str(config), str(ckpt)] + (['2'] if name == 'two' else []) + [
-            '--work-dir', str(work), '--budget', '0.024', '--cfg-options'] + data
+            '--work-dir', str(work), '--budget', '0.024', '--cfg-options'
+        ] + data
         run_tool(launcher + args, env=dict(PORT='29541', OMP_NUM_THREADS='1'))
         runs[name] = [json.loads(line) for line in (work / 'search_history.jsonl').read_text().splitlines()]
     assert runs['one'] == runs['two']

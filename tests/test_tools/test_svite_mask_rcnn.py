@@ -14,8 +14,10 @@ BASE = osp.join(REPO_ROOT, 'configs/sparsevit/maskrcnn_swin_t_toy.py')
 @pytest.fixture(scope='module')
 def toy_coco(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('data') / 'toy_coco')
-    run_tool(['dataset_converters/make_toy_coco.py', '--out', out, '--num-train', '4', '--num-val', '2',
-              '--size', '64', '--num-classes', '3', '--seed', '0'])
+    run_tool([
+        'dataset_converters/make_toy_coco.py', '--out', out, '--num-train', '4', '--num-val', '2', '--size',
+        '64', '--num-classes', '3', '--seed', '0'
+    ])
     return out
 
 
@@ -33,12 +35,13 @@ def test_mask_rcnn_sparse_swin_trains_with_the_prune_grow_hook(toy_coco, tmp_pat
         "param_scheduler = []\n"
         "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=100))\n")
     work = str(tmp_path / 'work')
-    run_tool(['train.py', str(config), '--work-dir', work, '--cfg-options',
-              f'train_dataloader.dataset.data_root={toy_coco}/',
-              f'val_dataloader.dataset.data_root={toy_coco}/',
-              f'test_dataloader.dataset.data_root={toy_coco}/',
-              f'val_evaluator.ann_file={toy_coco}/annotations/instances_val2017.json',
-              f'test_evaluator.ann_file={toy_coco}/annotations/instances_val2017.json'])
+    run_tool([
+        'train.py',
+        str(config), '--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={toy_coco}/',
+        f'val_dataloader.dataset.data_root={toy_coco}/', f'test_dataloader.dataset.data_root={toy_coco}/',
+        f'val_evaluator.ann_file={toy_coco}/annotations/instances_val2017.json',
+        f'test_evaluator.ann_file={toy_coco}/annotations/instances_val2017.json'
+    ])
     with open(osp.join(work, 'svite_updates_rank0.jsonl')) as f:
         updates = [json.loads(line) for line in f]
     assert [u['t'] for u in updates] == [1, 2]  # T_end = T_total = 3

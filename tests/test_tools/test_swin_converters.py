@@ -10,7 +10,6 @@ from mmsparse.models.backbones import SparseSwin
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2), drop_path_rate=0.)
 
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
@@ -27,8 +26,10 @@ conv = _load_tool()
 
 def random_state(model, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {k: (torch.randn(v.shape, generator=g) if v.is_floating_point() else v)
-            for k, v in model.state_dict().items()}
+    return {
+        k: (torch.randn(v.shape, generator=g) if v.is_floating_point() else v)
+        for k, v in model.state_dict().items()
+    }
 
 
 def test_official_round_trip_and_mmdet_converter_agree():
@@ -38,8 +39,11 @@ def test_official_round_trip_and_mmdet_converter_agree():
     official = conv.ours_to_official(ours)
     assert 'layers.0.downsample.reduction.weight' in official
     assert 'layers.1.blocks.1.mlp.fc1.weight' in official
-    official.update({'head.weight': torch.zeros(10, 256), 'norm.weight': torch.ones(256),
-                     'layers.0.blocks.1.attn_mask': torch.zeros(64, 49, 49)})
+    official.update({
+        'head.weight': torch.zeros(10, 256),
+        'norm.weight': torch.ones(256),
+        'layers.0.blocks.1.attn_mask': torch.zeros(64, 49, 49)
+    })
     back = conv.official_to_ours(dict(model=official))
     shared = {k for k in ours if not k.startswith('norm') and k != 'pruning_ratios'}
     assert set(back) == shared
@@ -51,8 +55,8 @@ def test_official_round_trip_and_mmdet_converter_agree():
         assert torch.equal(back[k], ref['backbone.' + k]), k
     # and the result loads into SparseSwin (only the per-stage output norms are new)
     missing, unexpected = model.load_state_dict(back, strict=False)
-    assert unexpected == [] and sorted(missing) == sorted(
-        f'norm{s}.{p}' for s in range(4) for p in ('weight', 'bias'))
+    assert unexpected == [] and sorted(missing) == sorted(f'norm{s}.{p}' for s in range(4)
+                                                          for p in ('weight', 'bias'))
 
 
 def test_official_merge_order_reproduces_official_patch_merging():
@@ -67,9 +71,11 @@ def test_official_merge_order_reproduces_official_patch_merging():
     cat = torch.cat([xs[:, 0::2, 0::2], xs[:, 1::2, 0::2], xs[:, 0::2, 1::2], xs[:, 1::2, 1::2]], -1)
     expect = torch.nn.functional.layer_norm(cat.view(1, -1, 4 * c), (4 * c, ), nw, nb) @ w.T
     merge = PatchMerging(c, 2 * c)
-    merge.load_state_dict({'reduction.weight': conv.merge_weight_official_to_unfold(w),
-                           'norm.weight': conv.merge_norm_official_to_unfold(nw),
-                           'norm.bias': conv.merge_norm_official_to_unfold(nb)})
+    merge.load_state_dict({
+        'reduction.weight': conv.merge_weight_official_to_unfold(w),
+        'norm.weight': conv.merge_norm_official_to_unfold(nw),
+        'norm.bias': conv.merge_norm_official_to_unfold(nb)
+    })
     got, hw = merge(x, (6, 4))
     assert hw == (3, 2)
     torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)
@@ -78,8 +84,10 @@ def test_official_merge_order_reproduces_official_patch_merging():
 def test_mmpretrain_swin_converts_to_equal_outputs():
     from mmpretrain.models.backbones import SwinTransformer as PretrainSwin
     torch.manual_seed(1)
-    src = PretrainSwin(arch=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
-                       out_indices=(0, 1, 2, 3), drop_path_rate=0.)
+    src = PretrainSwin(
+        arch=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.)
     src.eval()
     sd = {'backbone.' + k: v for k, v in random_state(src, 2).items()}
     sd['head.fc.weight'] = torch.zeros(10, 256)
@@ -109,7 +117,10 @@ def test_sparsevit_checkpoint_round_trip(tmp_path):
     out = torch.load(dst, weights_only=False)['state_dict']
     assert torch.equal(out['neck.lateral_convs.0.conv.weight'], det['neck.lateral_convs.0.conv.weight'])
     loaded = SparseSwin(**TINY)
-    loaded.load_state_dict({k[len('backbone.'):]: v for k, v in out.items() if k.startswith('backbone.')},
+    loaded.load_state_dict({
+        k[len('backbone.'):]: v
+        for k, v in out.items() if k.startswith('backbone.')
+    },
                            strict=True)
     assert loaded.checkpoint_pruning_ratios == ratios
     for k, v in backbone.items():

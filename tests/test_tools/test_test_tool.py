@@ -13,15 +13,17 @@ CONFIG = 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py'
 
 
 def data_opts(root):
-    return [f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader',
-                                                       'test_dataloader')]
+    return [
+        f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
 
 
 @pytest.fixture(scope='module')
 def trained(toy_imagenet, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('cls') / 'train')
-    run_tool(['train.py', CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_imagenet) +
-             ['train_cfg.max_iters=30', 'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=30'])
+    run_tool(
+        ['train.py', CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_imagenet) +
+        ['train_cfg.max_iters=30', 'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=30'])
     return osp.join(work, 'iter_30.pth')
 
 
@@ -55,14 +57,17 @@ def test_compile_gives_the_eager_metrics(trained, toy_imagenet, tmp_path):
 
 def test_show_dir_paints_every_test_image(trained, toy_imagenet, tmp_path):
     show = str(tmp_path / 'vis')
-    run_tool(['test.py', CONFIG, trained, '--work-dir', str(tmp_path / 'w'), '--show-dir', show,
-              '--cfg-options'] + data_opts(toy_imagenet))
+    run_tool(
+        ['test.py', CONFIG, trained, '--work-dir',
+         str(tmp_path / 'w'), '--show-dir', show, '--cfg-options'] + data_opts(toy_imagenet))
     assert len(glob.glob(osp.join(show, '**', '*.png'), recursive=True)) == 32
 
 
 def test_out_must_be_pickle(trained, toy_imagenet, tmp_path):
-    proc = run_tool(['test.py', CONFIG, trained, '--out', str(tmp_path / 'x.json'), '--cfg-options'] +
-                    data_opts(toy_imagenet), check=False)
+    proc = run_tool(
+        ['test.py', CONFIG, trained, '--out',
+         str(tmp_path / 'x.json'), '--cfg-options'] + data_opts(toy_imagenet),
+        check=False)
     assert proc.returncode != 0 and '--out: the output file must be a pkl file' in proc.stderr
 
 

@@ -44,8 +44,8 @@ def resumed_runs(toy_imagenet, tmp_path_factory):
     run_tool(['train.py', CONFIG, '--work-dir', work_a] + cfg_options(toy_imagenet, 4))
     run_tool(['train.py', CONFIG, '--work-dir', work_b] + cfg_options(toy_imagenet, 2))
     run_tool(['train.py', CONFIG, '--work-dir', work_b, '--resume'] + cfg_options(toy_imagenet, 4))
-    run_tool(['train.py', CONFIG, '--work-dir', work_c, '--resume', osp.join(work_b, 'iter_2.pth')] +
-             cfg_options(toy_imagenet, 4))
+    run_tool(['train.py', CONFIG, '--work-dir', work_c, '--resume',
+              osp.join(work_b, 'iter_2.pth')] + cfg_options(toy_imagenet, 4))
     return work_a, work_b, work_c
 
 
@@ -93,8 +93,9 @@ def test_bad_checkpoint_is_one_clear_error_and_writes_nothing(resumed_runs, toy_
         with open(bad, 'wb') as f:
             f.write(data[:len(data) // 2])
     before = file_digests(work_b)
-    proc = run_tool(['train.py', CONFIG, '--work-dir', work_b, '--resume', bad] +
-                    cfg_options(toy_imagenet, 6), check=False)
+    proc = run_tool(
+        ['train.py', CONFIG, '--work-dir', work_b, '--resume', bad] + cfg_options(toy_imagenet, 6),
+        check=False)
     assert proc.returncode != 0
     expected = 'checkpoint not found' if kind == 'missing' else 'is corrupt'
     last_lines = proc.stderr.strip().splitlines()[-1]
@@ -108,16 +109,16 @@ def test_corrupt_auto_resume_target_is_reported(resumed_runs, toy_imagenet, tmp_
     target = tmp_path / 'w' / 'iter_2.pth'
     target.write_bytes(b'\x00' * 64)
     (work / 'last_checkpoint').write_text(str(target))
-    proc = run_tool(['train.py', CONFIG, '--work-dir', str(work), '--resume'] +
-                    cfg_options(toy_imagenet, 2), check=False)
+    proc = run_tool(
+        ['train.py', CONFIG, '--work-dir', str(work), '--resume'] + cfg_options(toy_imagenet, 2), check=False)
     assert proc.returncode != 0 and 'is corrupt' in proc.stderr and str(target) in proc.stderr
     assert sorted(os.listdir(work)) == ['iter_2.pth', 'last_checkpoint']
 
 
 def test_missing_data_root_is_one_clear_error(tmp_path):
     missing = str(tmp_path / 'nowhere')
-    proc = run_tool(['train.py', CONFIG, '--work-dir', str(tmp_path / 'w')] + cfg_options(missing, 2),
-                    check=False)
+    proc = run_tool(
+        ['train.py', CONFIG, '--work-dir', str(tmp_path / 'w')] + cfg_options(missing, 2), check=False)
     assert proc.returncode != 0
     assert f'train_dataloader.dataset.data_root "{missing}" does not exist' in proc.stderr
     assert not osp.exists(tmp_path / 'w')

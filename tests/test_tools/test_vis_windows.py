@@ -69,16 +69,27 @@ def test_tool_writes_readable_figure_and_object_recall(tmp_path, capsys):
         Image.fromarray(img).save(path)
         images.append(dict(id=i + 1, file_name=path.name, height=224, width=224))
         poly = [60, 40, 140, 40, 140, 100, 60, 100]
-        anns.append(dict(id=i + 1, image_id=i + 1, category_id=1, segmentation=[poly], area=4800.0,
-                         bbox=[60, 40, 80, 60], iscrowd=0))
+        anns.append(
+            dict(
+                id=i + 1,
+                image_id=i + 1,
+                category_id=1,
+                segmentation=[poly],
+                area=4800.0,
+                bbox=[60, 40, 80, 60],
+                iscrowd=0))
     ann_file = tmp_path / 'instances.json'
-    ann_file.write_text(json.dumps(dict(images=images, annotations=anns,
-                                        categories=[dict(id=1, name='box')])))
+    ann_file.write_text(
+        json.dumps(dict(images=images, annotations=anns, categories=[dict(id=1, name='box')])))
     out = tmp_path / 'vis'
     torch.manual_seed(0)
-    report = tool.main([str(cfg), 'none', str(tmp_path / '0.png'), str(tmp_path / '1.png'), '--ratios',
-                        'cfg2', '--shape', '224', '224', '--out-dir', str(out), '--ann-file',
-                        str(ann_file), '--per-stage', '--num-draws', '200'])
+    report = tool.main([
+        str(cfg), 'none',
+        str(tmp_path / '0.png'),
+        str(tmp_path / '1.png'), '--ratios', 'cfg2', '--shape', '224', '224', '--out-dir',
+        str(out), '--ann-file',
+        str(ann_file), '--per-stage', '--num-draws', '200'
+    ])
     # 4 stage rows, 2 partitions x 2 images per row, every panel at least 448 px
     fig = Image.open(out / 'kept_windows.png')
     assert fig.size[0] >= 4 * 448 and fig.size[1] >= 4 * 448
@@ -104,8 +115,12 @@ def test_tool_rejects_image_missing_from_annotations(tmp_path):
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / 'a.png')
     (tmp_path / 'ann.json').write_text(json.dumps(dict(images=[], annotations=[], categories=[])))
     with pytest.raises(ValueError, match="'a.png' is not in --ann-file"):
-        tool.main([str(cfg), 'none', str(tmp_path / 'a.png'), '--shape', '64', '64', '--out-dir',
-                   str(tmp_path / 'o'), '--ann-file', str(tmp_path / 'ann.json')])
+        tool.main([
+            str(cfg), 'none',
+            str(tmp_path / 'a.png'), '--shape', '64', '64', '--out-dir',
+            str(tmp_path / 'o'), '--ann-file',
+            str(tmp_path / 'ann.json')
+        ])
 
 
 def test_label_maps_give_object_pixels_resized_to_the_input(tmp_path):

@@ -26,8 +26,13 @@ def _mmengine_style_checkpoint(path, features=3):
     hub = MessageHub.get_instance('test_ckpt_hub')
     hub.update_scalar('train/loss', 0.5)
     hub.update_info('iter', 7)
-    meta = dict(epoch=np.int64(1), iter=7, seed=np.uint32(3), hist=np.arange(3, dtype=np.float32),
-                dtype=np.dtype('float32'), mmengine_version='0.10.7')
+    meta = dict(
+        epoch=np.int64(1),
+        iter=7,
+        seed=np.uint32(3),
+        hist=np.arange(3, dtype=np.float32),
+        dtype=np.dtype('float32'),
+        mmengine_version='0.10.7')
     save_checkpoint(dict(state_dict=model.state_dict(), meta=meta, message_hub=hub.state_dict()), path)
     return model
 

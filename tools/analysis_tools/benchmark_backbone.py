@@ -34,7 +34,6 @@ from mmsparse.sparsity.ratios import PUBLISHED_RATIOS as NAMED_RATIOS  # noqa: E
 from mmsparse.sparsity.ratios import named_or_json_ratios  # noqa: E402
 
 
-
 def add_backbone_args(p):
     """The arguments every Swin backbone benchmark takes: which backbone, input, device, kernels, seed."""
     p.add_argument('config', help='config file (or mmdet::... path) with a Swin backbone')
@@ -42,31 +41,44 @@ def add_backbone_args(p):
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
-    p.add_argument('--unfused', action='store_true',
-                   help='op-by-op window attention instead of the fused SDPA kernel')
+    p.add_argument(
+        '--unfused', action='store_true', help='op-by-op window attention instead of the fused SDPA kernel')
     p.add_argument('--seed', type=int, default=0, help='random seed (weights, drawn configurations)')
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_backbone_args(p)
-    p.add_argument('--ratios', nargs='+', default=list(NAMED_RATIOS),
-                   help=f'named sets {list(NAMED_RATIOS)} or JSON lists (default: all named)')
+    p.add_argument(
+        '--ratios',
+        nargs='+',
+        default=list(NAMED_RATIOS),
+        help=f'named sets {list(NAMED_RATIOS)} or JSON lists (default: all named)')
     p.add_argument('--repeat', type=int, default=20, help='timed rounds')
     p.add_argument('--warmup', type=int, default=3, help='untimed rounds')
     p.add_argument('--amp', action='store_true', help='autocast: bf16 on CPU, fp16 on CUDA')
     p.add_argument('--json', default=None, help='also write the rows to this JSON file')
-    p.add_argument('--pick-attention', action='store_true',
-                   help='time SDPA and op-by-op window attention on this machine first and keep the faster')
-    p.add_argument('--compile', action='store_true',
-                   help='also time both models under torch.compile (fullgraph, one graph per ratio set)')
-    p.add_argument('--compile-mode', default=None,
-                   choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
-                   help="torch.compile mode ('reduce-overhead': CUDA graphs of the compiled code)")
-    p.add_argument('--compile-backend', default='inductor',
-                   help="torch.compile backend (e.g. 'aot_eager' to check the graphs without inductor)")
-    p.add_argument('--cuda-graph', action='store_true',
-                   help='also time both models replayed as recorded CUDA graphs (needs --device cuda)')
+    p.add_argument(
+        '--pick-attention',
+        action='store_true',
+        help='time SDPA and op-by-op window attention on this machine first and keep the faster')
+    p.add_argument(
+        '--compile',
+        action='store_true',
+        help='also time both models under torch.compile (fullgraph, one graph per ratio set)')
+    p.add_argument(
+        '--compile-mode',
+        default=None,
+        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+        help="torch.compile mode ('reduce-overhead': CUDA graphs of the compiled code)")
+    p.add_argument(
+        '--compile-backend',
+        default='inductor',
+        help="torch.compile backend (e.g. 'aot_eager' to check the graphs without inductor)")
+    p.add_argument(
+        '--cuda-graph',
+        action='store_true',
+        help='also time both models replayed as recorded CUDA graphs (needs --device cuda)')
     args = p.parse_args(argv)
     if args.cuda_graph and not args.device.startswith('cuda'):
         p.error('--cuda-graph needs --device cuda')
@@ -95,8 +107,9 @@ def load_backbone_cfg(path):
 
 
 def build_models(bb_cfg, seed, device):
-    import mmsparse  # noqa: F401  (registers mmsparse.SparseSwin)
     from mmdet.models.backbones.swin import SwinTransformer
+
+    import mmsparse  # noqa: F401  (registers mmsparse.SparseSwin)
     from mmsparse.models.backbones import SparseSwin
     torch.manual_seed(seed)
     dense = SwinTransformer(**{k: v for k, v in bb_cfg.items() if k not in SPARSE_ONLY_ARGS})
@@ -143,9 +156,11 @@ def main(argv=None):
         from mmsparse.models.backbones.swin_block_timer import choose_window_attention
         with sparse.temporary_pruning_ratios(0.5):
             picked = choose_window_attention(sparse, args.shape, args.batch, device)
-        print(f"# window attention measured once: SDPA {picked['fused_ms']:.1f} ms, op-by-op "
-              f"{picked['unfused_ms']:.1f} ms (one block of each parity per stage, r=0.5): "
-              f"{'SDPA' if picked['fused_attention'] else 'op-by-op'} kept", flush=True)
+        print(
+            f"# window attention measured once: SDPA {picked['fused_ms']:.1f} ms, op-by-op "
+            f"{picked['unfused_ms']:.1f} ms (one block of each parity per stage, r=0.5): "
+            f"{'SDPA' if picked['fused_attention'] else 'op-by-op'} kept",
+            flush=True)
     x = torch.randn(args.batch, 3, *args.shape, device=device)
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
 
@@ -153,8 +168,8 @@ def main(argv=None):
         if ratios is not None:
             sparse.set_pruning_ratios(ratios)  # the compiled/graphed wrappers read the module's ratios
         # CUDA graphs must not record autocast's weight-cast cache (it would be freed after capture)
-        with torch.inference_mode(), torch.autocast(device.type, amp_dtype, enabled=args.amp,
-                                                    cache_enabled=not args.cuda_graph):
+        with torch.inference_mode(), torch.autocast(
+                device.type, amp_dtype, enabled=args.amp, cache_enabled=not args.cuda_graph):
             out = model(x)
         if device.type == 'cuda':
             torch.cuda.synchronize()
@@ -178,8 +193,10 @@ def main(argv=None):
             out = run(dense_fn if ratios is None else sparse_fn, ratios)
             first_call[kind, name] = time.perf_counter() - t0
             vs_eager[kind, name] = diff(out, eager_out[name])
-            print(f'# {kind} {name}: first call {first_call[kind, name]:.1f} s, '
-                  f'max abs diff vs eager {vs_eager[kind, name]:.3g}', flush=True)
+            print(
+                f'# {kind} {name}: first call {first_call[kind, name]:.1f} s, '
+                f'max abs diff vs eager {vs_eager[kind, name]:.3g}',
+                flush=True)
 
     times = {(kind, name): [] for kind, _, _ in variants for name, _ in entries}
     for rnd in range(args.warmup + args.repeat):
@@ -202,17 +219,26 @@ def main(argv=None):
         dense_med = statistics.median(times[kind, 'dense mmdet Swin'])
         for name, ratios in entries:
             block_ratios = None if ratios is None else [
-                list(s) for s in validate_pruning_ratios(ratios, sparse.depths)]
+                list(s) for s in validate_pruning_ratios(ratios, sparse.depths)
+            ]
             core = swin_macs(tuple(args.shape), block_ratios, **macs_kw)
             paper = swin_macs(tuple(args.shape), block_ratios, convention='paper', **macs_kw)
             t = times[kind, name]
             med = statistics.median(t)
-            rows.append(dict(kind=kind, name=name, gmacs_core=core / 1e9, gmacs_paper=paper / 1e9,
-                             mac_ratio=dense_macs / core, median_ms=med, min_ms=min(t),
-                             iqm_ms=interquartile_mean(t), speedup=dense_med / med,
-                             speedup_vs_eager_dense=eager_dense_med / med,
-                             first_call_s=first_call.get((kind, name)),
-                             max_abs_diff_vs_eager=vs_eager.get((kind, name))))
+            rows.append(
+                dict(
+                    kind=kind,
+                    name=name,
+                    gmacs_core=core / 1e9,
+                    gmacs_paper=paper / 1e9,
+                    mac_ratio=dense_macs / core,
+                    median_ms=med,
+                    min_ms=min(t),
+                    iqm_ms=interquartile_mean(t),
+                    speedup=dense_med / med,
+                    speedup_vs_eager_dense=eager_dense_med / med,
+                    first_call_s=first_call.get((kind, name)),
+                    max_abs_diff_vs_eager=vs_eager.get((kind, name))))
 
     kinds = ', '.join(kind for kind, _, _ in variants)
     print(f'# Swin backbone benchmark: input {args.batch}x3x{args.shape[0]}x{args.shape[1]}, '
@@ -221,14 +247,14 @@ def main(argv=None):
           f'{"fused (SDPA)" if sparse.window_options.fused_attention else "op-by-op"} window attention, '
           f'{args.repeat} timed rounds (+{args.warmup} warm-up), torch {torch.__version__}, {kinds}'
           f'{" (mode " + args.compile_mode + ")" if args.compile_mode else ""}')
-    print(f'# CPU: {cpu_description()}' + (f'; GPU: {torch.cuda.get_device_name(device)}'
-                                          if device.type == 'cuda' else ''))
+    print(f'# CPU: {cpu_description()}' +
+          (f'; GPU: {torch.cuda.get_device_name(device)}' if device.type == 'cuda' else ''))
     print(f'# ratio-0 SparseSwin vs dense mmdet Swin: max abs diff {max_diff:.3g}'
           f'{" (bit-identical)" if max_diff == 0 else ""}')
     extra = len(variants) > 1
     print('| ratios | GMACs core | GMACs paper | MAC ratio | median ms | min ms | IQM ms | '
-          'speed-up vs dense | speed-up >= MAC ratio |'
-          + (' speed-up vs eager dense | first call s | max abs diff vs eager |' if extra else ''))
+          'speed-up vs dense | speed-up >= MAC ratio |' +
+          (' speed-up vs eager dense | first call s | max abs diff vs eager |' if extra else ''))
     print('|---|---|---|---|---|---|---|---|---|' + ('---|---|---|' if extra else ''))
     for r in rows:
         ok = 'yes' if r['speedup'] >= r['mac_ratio'] else 'no'
@@ -243,8 +269,10 @@ def main(argv=None):
         print(line)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args=vars(args), cpu=cpu_description(), max_abs_diff_ratio0=max_diff,
-                           rows=rows), f, indent=1)
+            json.dump(
+                dict(args=vars(args), cpu=cpu_description(), max_abs_diff_ratio0=max_diff, rows=rows),
+                f,
+                indent=1)
     if max_diff != 0:
         print('ERROR: ratio-0 output differs from dense mmdet Swin', file=sys.stderr)
         return 1

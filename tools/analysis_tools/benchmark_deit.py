@@ -114,9 +114,11 @@ def build_rows(args):
     H, Fh, C = arch['num_heads'], arch['feedforward_channels'], arch['embed_dims']
 
     def classifier(backbone_type, **backbone):
-        return MODELS.build(dict(
-            type='ImageClassifier', backbone=dict(type=backbone_type, arch=args.arch, **backbone),
-            head=dict(type='VisionTransformerClsHead', num_classes=1000, in_channels=C)))
+        return MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type=backbone_type, arch=args.arch, **backbone),
+                head=dict(type='VisionTransformerClsHead', num_classes=1000, in_channels=C)))
 
     torch.manual_seed(args.seed)
     dense = classifier('VisionTransformer')
@@ -131,23 +133,27 @@ def build_rows(args):
 
     for keep in (0.7, 0.5):
         heads, neurons = int(H * keep), int(Fh * keep)
-        masked = classifier('mmsparse.SparseDeiT',
-                            structured=dict(heads_kept=heads, neurons_kept=neurons))
+        masked = classifier('mmsparse.SparseDeiT', structured=dict(heads_kept=heads, neurons_kept=neurons))
         masked.load_state_dict(state, strict=False)  # dense weights, then the masks zero slices
         masked.backbone.apply_structured_masks()
         masked.eval()
         compact_bb, _ = masked.backbone.export_compact()
         masked.backbone = compact_bb
-        rows.append(dict(name=f'S2ViTE compact, {heads}/{H} heads, {neurons}/{Fh} neurons',
-                         model=masked,
-                         macs=deit_cost(args.arch, heads_kept=heads, mlp_kept=neurons)['macs']))
+        rows.append(
+            dict(
+                name=f'S2ViTE compact, {heads}/{H} heads, {neurons}/{Fh} neurons',
+                model=masked,
+                macs=deit_cost(args.arch, heads_kept=heads, mlp_kept=neurons)['macs']))
 
     for keep in (0.7, 0.5):
         tok = classifier('mmsparse.SparseDeiT', token_selector=dict(keep_ratio=keep))
         tok.load_state_dict(state, strict=False)
         n = tok.backbone.token_selector.num_kept_patches(196) + 1
-        rows.append(dict(name=f'SViTE+ tokens keep {keep} ({n}/197)', model=tok,
-                         macs=deit_cost(args.arch, num_tokens=n)['macs']))
+        rows.append(
+            dict(
+                name=f'SViTE+ tokens keep {keep} ({n}/197)',
+                model=tok,
+                macs=deit_cost(args.arch, num_tokens=n)['macs']))
 
     for d in args.densities:
         sparse = classifier('mmsparse.SparseDeiT')
@@ -160,17 +166,25 @@ def build_rows(args):
         empty = statistics.mean(empty_block_fraction(m) for m in masker.masks.values())
         for layout in ('csr', 'bsr'):
             if layout == 'bsr' and empty < 0.05:
-                rows.append(dict(name=f'SViTE unstructured d={d}, BSR 16x16', model=None, macs=macs,
-                                 note=f'skipped: only {100 * empty:.2f} % of 16x16 tiles are '
-                                 'empty, BSR would multiply dense tiles'))
+                rows.append(
+                    dict(
+                        name=f'SViTE unstructured d={d}, BSR 16x16',
+                        model=None,
+                        macs=macs,
+                        note=f'skipped: only {100 * empty:.2f} % of 16x16 tiles are '
+                        'empty, BSR would multiply dense tiles'))
                 continue
             kern = classifier('mmsparse.SparseDeiT')
             kern.load_state_dict(sparse.state_dict())
             masker_k = ParameterMasker(kern, d, seed=args.seed)  # same seed -> same masks
             masker_k.apply()
             to_sparse_kernels(kern, masker_k, layout)
-            rows.append(dict(name=f'SViTE unstructured d={d}, torch.sparse {layout.upper()}',
-                             model=kern, macs=macs, reference=sparse))
+            rows.append(
+                dict(
+                    name=f'SViTE unstructured d={d}, torch.sparse {layout.upper()}',
+                    model=kern,
+                    macs=macs,
+                    reference=sparse))
     return rows
 
 
@@ -216,8 +230,9 @@ def format_table(rows, batches, args):
             cells += [f'{med:.1f}', f'{base / med:.2f}x']
         lines.append('| ' + ' | '.join(cells) + ' |')
     notes = [f"- {r['name']}: {r['note']}" for r in rows if r.get('note')]
-    notes += [f"- {r['name']}: max abs diff vs reference {r['max_abs_diff']}" for r in rows
-              if r.get('max_abs_diff')]
+    notes += [
+        f"- {r['name']}: max abs diff vs reference {r['max_abs_diff']}" for r in rows if r.get('max_abs_diff')
+    ]
     return '\n'.join(lines + [''] + notes)
 
 
@@ -240,9 +255,16 @@ def main(argv=None):
             f.write(header + '\n\n' + table + '\n')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump([dict(name=r['name'], macs=r['macs'], times=r.get('times'),
-                            note=r.get('note'), max_abs_diff=r.get('max_abs_diff'))
-                       for r in rows], f, indent=1)
+            json.dump([
+                dict(
+                    name=r['name'],
+                    macs=r['macs'],
+                    times=r.get('times'),
+                    note=r.get('note'),
+                    max_abs_diff=r.get('max_abs_diff')) for r in rows
+            ],
+                      f,
+                      indent=1)
 
 
 if __name__ == '__main__':

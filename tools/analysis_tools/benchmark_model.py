@@ -48,8 +48,13 @@ def parse_args(argv=None):
     p.add_argument('config')
     p.add_argument('checkpoint', nargs='?', default=None)
     p.add_argument('--ratios', nargs='+', default=['cfg2'], help='named sets or JSON lists (default: cfg2)')
-    p.add_argument('--shape', nargs=2, type=int, required=True, metavar=('H', 'W'),
-                   help='image size delivered by the test pipeline, in pixels')
+    p.add_argument(
+        '--shape',
+        nargs=2,
+        type=int,
+        required=True,
+        metavar=('H', 'W'),
+        help='image size delivered by the test pipeline, in pixels')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--device', default='cpu')
     p.add_argument('--amp', action='store_true', help='autocast: bf16 on CPU, fp16 on CUDA')
@@ -80,8 +85,11 @@ def dense_backbone(cfg, task, sparse_backbone):
     import inspect
     accepted = inspect.signature(SwinTransformer.__init__).parameters
     # mmseg's Swin has no convert_weights (a pretrained-loading switch); no weights are loaded here
-    kwargs = {k: v for k, v in cfg.model.backbone.items()
-              if k not in SPARSE_ONLY_ARGS + ('type', 'pretrained', 'convert_weights') and k in accepted}
+    kwargs = {
+        k: v
+        for k, v in cfg.model.backbone.items()
+        if k not in SPARSE_ONLY_ARGS + ('type', 'pretrained', 'convert_weights') and k in accepted
+    }
     kwargs['init_cfg'] = None
     dense = TupleSwin(**kwargs)
     state = {k: v for k, v in sparse_backbone.state_dict().items() if not k.endswith('pruning_ratios')}
@@ -113,11 +121,18 @@ def preprocessed_images(model, data):
 def analytic_backbone_macs(bb_cfg, image_hw, ratios, batch):
     """Our cost model (core convention) for the backbone of ``bb_cfg`` on ``image_hw`` inputs."""
     from mmsparse.sparsity.cost import swin_macs
-    return swin_macs(tuple(image_hw), ratios, batch=batch, embed_dims=bb_cfg.get('embed_dims', 96),
-                     depths=tuple(bb_cfg.get('depths', (2, 2, 6, 2))), window_size=bb_cfg.get('window_size', 7),
-                     patch_size=bb_cfg.get('patch_size', 4), mlp_ratio=bb_cfg.get('mlp_ratio', 4),
-                     out_indices=tuple(bb_cfg.get('out_indices', (0, 1, 2, 3))),
-                     keep_rounding=bb_cfg.get('keep_rounding', 'exact'), min_keep=bb_cfg.get('min_keep', 0))
+    return swin_macs(
+        tuple(image_hw),
+        ratios,
+        batch=batch,
+        embed_dims=bb_cfg.get('embed_dims', 96),
+        depths=tuple(bb_cfg.get('depths', (2, 2, 6, 2))),
+        window_size=bb_cfg.get('window_size', 7),
+        patch_size=bb_cfg.get('patch_size', 4),
+        mlp_ratio=bb_cfg.get('mlp_ratio', 4),
+        out_indices=tuple(bb_cfg.get('out_indices', (0, 1, 2, 3))),
+        keep_rounding=bb_cfg.get('keep_rounding', 'exact'),
+        min_keep=bb_cfg.get('min_keep', 0))
 
 
 def build_rows(args):
@@ -140,11 +155,19 @@ def build_rows(args):
     images = preprocessed_images(model, data)
     rows = []
     for backend in args.backend:
-        rows.append(dict(backend=backend, name='dense (package Swin)', ratios=None,
-                         backbone=_backend_module(backend, dense, images, None, args)))
+        rows.append(
+            dict(
+                backend=backend,
+                name='dense (package Swin)',
+                ratios=None,
+                backbone=_backend_module(backend, dense, images, None, args)))
         for name, ratios in sets:
-            rows.append(dict(backend=backend, name=name, ratios=ratios,
-                             backbone=_backend_module(backend, sparse, images, ratios, args)))
+            rows.append(
+                dict(
+                    backend=backend,
+                    name=name,
+                    ratios=ratios,
+                    backbone=_backend_module(backend, sparse, images, ratios, args)))
     return cfg, task, model, sparse, dense, data, images, rows
 
 
@@ -167,8 +190,11 @@ def _backend_module(backend, backbone, images, ratios, args):
     path = osp.join(tempfile.mkdtemp(prefix='mmsparse_ort_'), 'backbone.onnx')
     t0 = time.perf_counter()
     export_onnx(BackbonePart(backbone), images.float(), path, dict(pruning_ratios=ratios))
-    print(f'# exported {"dense" if ratios is None else "sparse"} backbone to onnx in '
-          f'{time.perf_counter() - t0:.0f} s', file=sys.stderr, flush=True)
+    print(
+        f'# exported {"dense" if ratios is None else "sparse"} backbone to onnx in '
+        f'{time.perf_counter() - t0:.0f} s',
+        file=sys.stderr,
+        flush=True)
     return OrtBackbone(ort_session(path, args.threads or torch.get_num_threads(), spinning=False))
 
 
@@ -256,16 +282,19 @@ def print_table(args, cfg, task, images, rows):
     head = ['backend', 'ratios', 'backbone GMACs (analytic)']
     if counted:
         head += ['backbone GMACs (FlopCounter)', 'whole GMACs (FlopCounter)']
-    head += ['backbone ms', 'whole ms', 'backbone share', 'backbone speed-up', 'whole speed-up',
-             'Amdahl bound']
+    head += [
+        'backbone ms', 'whole ms', 'backbone share', 'backbone speed-up', 'whole speed-up', 'Amdahl bound'
+    ]
     print('| ' + ' | '.join(head) + ' |')
     print('|' + '---|' * len(head))
     for r in rows:
         cells = [r['backend'], r['name'], f"{r['backbone_gmacs_analytic']:.2f}"]
         if counted:
             cells += [f"{r['backbone_gmacs_counted']:.2f}", f"{r['whole_gmacs_counted']:.2f}"]
-        cells += [f"{r['backbone_ms']:.1f}", f"{r['whole_ms']:.1f}", f"{100 * r['backbone_share']:.0f}%",
-                  f"{r['backbone_speedup']:.2f}x", f"{r['whole_speedup']:.2f}x", f"{r['amdahl_bound']:.2f}x"]
+        cells += [
+            f"{r['backbone_ms']:.1f}", f"{r['whole_ms']:.1f}", f"{100 * r['backbone_share']:.0f}%",
+            f"{r['backbone_speedup']:.2f}x", f"{r['whole_speedup']:.2f}x", f"{r['amdahl_bound']:.2f}x"
+        ]
         print('| ' + ' | '.join(cells) + ' |')
 
 

@@ -74,15 +74,27 @@ def draw_summary(out_png, search_dir, kept_png, table_md, title=''):
     cand = [p for p in pts if p[2] == 'candidate']
     ax.scatter([p[0] for p in cand], [p[1] for p in cand], s=25, c='0.55', label='searched candidates')
     front = [pts[i] for i in pareto_front([(p[0], p[1]) for p in pts])]
-    ax.step([p[0] for p in front], [p[1] for p in front], where='post', color='red', lw=1.5,
-            label='Pareto front (all points)', zorder=2)
-    style = {'dense': ('s', '#377eb8', 'dense'), 'uniform_0.5': ('D', '#984ea3', 'uniform 0.5'),
-             'chosen': ('*', '#ff7f00', 'chosen (searched)')}
+    ax.step([p[0] for p in front], [p[1] for p in front],
+            where='post',
+            color='red',
+            lw=1.5,
+            label='Pareto front (all points)',
+            zorder=2)
+    style = {
+        'dense': ('s', '#377eb8', 'dense'),
+        'uniform_0.5': ('D', '#984ea3', 'uniform 0.5'),
+        'chosen': ('*', '#ff7f00', 'chosen (searched)')
+    }
     for c, s, kind in pts:
         if kind in style:
             marker, color, label = style[kind]
-            ax.scatter([c], [s], marker=marker, s=260 if marker == '*' else 110, c=color,
-                       edgecolors='black', zorder=3, label=label)
+            ax.scatter([c], [s],
+                       marker=marker,
+                       s=260 if marker == '*' else 110,
+                       c=color,
+                       edgecolors='black',
+                       zorder=3,
+                       label=label)
     ax.set_xlabel(COST_LABEL.get(cost_key, cost_key))
     ax.set_ylabel(best.get('score_key', 'score'))
     ax.set_title(f'evolution search: {len(pts)} distinct points')

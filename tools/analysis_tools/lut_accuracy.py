@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import torch
-
 from benchmark_backbone import add_backbone_args, build_models, load_backbone_cfg
 
 
@@ -32,12 +31,19 @@ def parse_args(argv=None):
     p.add_argument('--lut-warmup', type=int, default=None, help='per LUT entry (default --warmup)')
     p.add_argument('--lut-iters', type=int, default=None, help='per LUT entry (default --iters)')
     p.add_argument('--lut-rounds', type=int, default=3, help='passes over the LUT entries (median)')
-    p.add_argument('--lut-chunk', type=int, nargs='+', default=[10],
-                   help='calls timed together per LUT sample; several values rate one LUT each')
-    p.add_argument('--fit-configs', type=int, default=16,
-                   help='random configurations the fitted LUT is fitted on (LatencyLUT.fit)')
-    p.add_argument('--calibrated', action='store_true',
-                   help='also rate the LUT calibrated from whole-backbone timings')
+    p.add_argument(
+        '--lut-chunk',
+        type=int,
+        nargs='+',
+        default=[10],
+        help='calls timed together per LUT sample; several values rate one LUT each')
+    p.add_argument(
+        '--fit-configs',
+        type=int,
+        default=16,
+        help='random configurations the fitted LUT is fitted on (LatencyLUT.fit)')
+    p.add_argument(
+        '--calibrated', action='store_true', help='also rate the LUT calibrated from whole-backbone timings')
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
     return p.parse_args(argv)
 
@@ -62,9 +68,17 @@ def main(argv=None):
     for chunk in args.lut_chunk:
         start = time.perf_counter()
         label = f'block by block, chunk {chunk}'
-        luts[label] = lut = measure_swin_lut(sparse, shape, space.choices, args.batch, args.device,
-                                             lut_warmup, lut_iters, rounds=args.lut_rounds, chunk=chunk,
-                                             fit_configs=None)
+        luts[label] = lut = measure_swin_lut(
+            sparse,
+            shape,
+            space.choices,
+            args.batch,
+            args.device,
+            lut_warmup,
+            lut_iters,
+            rounds=args.lut_rounds,
+            chunk=chunk,
+            fit_configs=None)
         lut_s[label] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
         fit_rng = np.random.default_rng(args.seed + 1)  # draws apart from the rated ones
@@ -76,8 +90,8 @@ def main(argv=None):
     direct = direct_latency_fn(sparse, shape, args.batch, args.device, args.warmup, args.iters)
     if args.calibrated:
         luts['whole-backbone calibrated'] = LatencyLUT.calibrate(
-            direct_latency_fn(sparse, shape, args.batch, args.device, lut_warmup, lut_iters),
-            lut.num_windows, lut.depths, space.choices, lut.meta)
+            direct_latency_fn(sparse, shape, args.batch, args.device, lut_warmup, lut_iters), lut.num_windows,
+            lut.depths, space.choices, lut.meta)
 
     rng = np.random.default_rng(args.seed)
     configs = [('dense', [[0.0] * d for d in sparse.depths])]
@@ -109,8 +123,18 @@ def main(argv=None):
               f'({"meets" if worst <= 0.05 else "misses"} the 5 % target)')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(args=vars(args), luts={k: v.to_dict() for k, v in luts.items()},
-                           lut_seconds=lut_s, rows=rows, max_abs_error=summary), f, indent=1)
+            json.dump(
+                dict(
+                    args=vars(args),
+                    luts={
+                        k: v.to_dict()
+                        for k, v in luts.items()
+                    },
+                    lut_seconds=lut_s,
+                    rows=rows,
+                    max_abs_error=summary),
+                f,
+                indent=1)
     return 0
 
 

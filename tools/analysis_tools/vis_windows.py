@@ -105,16 +105,18 @@ def load_objects(args, paths, hw):
             masks.append(~np.isin(label, args.background))
     else:
         return None
-    resized = [np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
-               for m in masks]
+    resized = [
+        np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+        for m in masks
+    ]
     return torch.from_numpy(np.stack(resized))
 
 
 def build_backbone(config, checkpoint, ratios):
     """The config's backbone as ``SparseSwin(record_selection=True)`` and its data preprocessor."""
-    import mmsparse  # noqa: F401
     from mmengine.config import Config
 
+    import mmsparse  # noqa: F401
     from mmsparse.registry import MODELS
     if '::' in config:
         from mmengine.hub import get_config
@@ -123,8 +125,7 @@ def build_backbone(config, checkpoint, ratios):
         cfg = Config.fromfile(config)
     model_cfg = cfg.get('model', cfg)
     bb_cfg = dict(model_cfg.get('backbone', model_cfg))
-    bb_cfg.update(type='mmsparse.SparseSwin', init_cfg=None, record_selection=True,
-                  pruning_ratios=ratios)
+    bb_cfg.update(type='mmsparse.SparseSwin', init_cfg=None, record_selection=True, pruning_ratios=ratios)
     bb_cfg.pop('convert_weights', None)
     backbone = MODELS.build(bb_cfg).eval()
     if checkpoint != 'none':
@@ -158,11 +159,18 @@ def main(argv=None):
     masks = p.add_mutually_exclusive_group()
     masks.add_argument('--ann-file', help='COCO instances json with the images (object masks)')
     masks.add_argument('--label-dir', help='directory of <image stem>.png label maps')
-    p.add_argument('--background', nargs='+', type=int, default=[0, 1],
-                   help='label values that are not objects (with --label-dir)')
+    p.add_argument(
+        '--background',
+        nargs='+',
+        type=int,
+        default=[0, 1],
+        help='label values that are not objects (with --label-dir)')
     p.add_argument('--per-stage', action='store_true', help='also write stage{s}.png')
-    p.add_argument('--figure-images', type=int, default=0,
-                   help='draw only the first N images (0: all); object recall still uses every image')
+    p.add_argument(
+        '--figure-images',
+        type=int,
+        default=0,
+        help='draw only the first N images (0: all); object recall still uses every image')
     p.add_argument('--num-draws', type=int, default=8, help='random selections per block (>= 1)')
     p.add_argument('--seed', type=int, default=0, help='seed of the random baseline')
     args = p.parse_args(argv)
@@ -190,8 +198,15 @@ def main(argv=None):
         ws = stage.blocks[0].attn.window_size
         shifts = [blk.attn.shift_size for blk in stage.blocks]
         geo = stage_geometry(th, tw, ws)
-        stages.append(dict(stage=s, geometry=geo, window_size=ws, stride=PATCH * 2**s, shifts=shifts,
-                           selection=sel, ratios=backbone.pruning_ratios[s]))
+        stages.append(
+            dict(
+                stage=s,
+                geometry=geo,
+                window_size=ws,
+                stride=PATCH * 2**s,
+                shifts=shifts,
+                selection=sel,
+                ratios=backbone.pruning_ratios[s]))
         th, tw = -(-th // 2), -(-tw // 2)
 
     os.makedirs(args.out_dir, exist_ok=True)
@@ -220,24 +235,42 @@ def main(argv=None):
 
 def recall_report(stages, objects, args):
     """Per stage: object recall of the kept windows and of random ones, per image and averaged."""
-    out = dict(images=[osp.basename(f) for f in args.images], seed=args.seed, num_draws=args.num_draws,
-               stages=[])
+    out = dict(
+        images=[osp.basename(f) for f in args.images], seed=args.seed, num_draws=args.num_draws, stages=[])
     for st in stages:
-        res = stage_object_recall(st['selection'], st['shifts'], st['geometry'], st['window_size'],
-                                  st['stride'], objects, num_draws=args.num_draws,
-                                  seed=args.seed + st['stage'])
+        res = stage_object_recall(
+            st['selection'],
+            st['shifts'],
+            st['geometry'],
+            st['window_size'],
+            st['stride'],
+            objects,
+            num_draws=args.num_draws,
+            seed=args.seed + st['stage'])
         parity = {}
         for name, shift in _partitions(st['shifts']):
             idx = [i for i, sh in enumerate(st['shifts']) if sh == shift]
             r = stage_object_recall([st['selection'][i] for i in idx], [shift] * len(idx),
-                                    st['geometry'], st['window_size'], st['stride'], objects,
-                                    num_draws=args.num_draws, seed=args.seed + st['stage'])
-            parity[name] = dict(object_recall=_nanmean(r.kept), random_recall=_nanmean(r.random),
-                                per_image=r.kept.tolist(), per_image_random=r.random.tolist())
-        out['stages'].append(dict(stage=st['stage'], object_recall=_nanmean(res.kept),
-                                  random_recall=_nanmean(res.random), chance=res.chance,
-                                  per_image=res.kept.tolist(), per_image_random=res.random.tolist(),
-                                  partitions=parity))
+                                    st['geometry'],
+                                    st['window_size'],
+                                    st['stride'],
+                                    objects,
+                                    num_draws=args.num_draws,
+                                    seed=args.seed + st['stage'])
+            parity[name] = dict(
+                object_recall=_nanmean(r.kept),
+                random_recall=_nanmean(r.random),
+                per_image=r.kept.tolist(),
+                per_image_random=r.random.tolist())
+        out['stages'].append(
+            dict(
+                stage=st['stage'],
+                object_recall=_nanmean(res.kept),
+                random_recall=_nanmean(res.random),
+                chance=res.chance,
+                per_image=res.kept.tolist(),
+                per_image_random=res.random.tolist(),
+                partitions=parity))
     return out
 
 
@@ -279,8 +312,12 @@ def draw_figure(path, stages, rgbs, objects, report, image_paths, hw):
     dpi = 100
     cols, rows = 2 * len(rgbs), len(stages)
     title_in = 0.62 if report is None else 0.82
-    fig, axes = plt.subplots(rows, cols, squeeze=False, dpi=dpi,
-                             figsize=(cols * (pw / dpi + 0.2), rows * (ph / dpi + title_in) + 0.9))
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        squeeze=False,
+        dpi=dpi,
+        figsize=(cols * (pw / dpi + 0.2), rows * (ph / dpi + title_in) + 0.9))
     for r, st in enumerate(stages):
         geo, ws, stride = st['geometry'], st['window_size'], st['stride']
         shift_of = {'regular': 0, 'shifted': max(st['shifts'])}
@@ -310,17 +347,21 @@ def draw_figure(path, stages, rgbs, objects, report, image_paths, hw):
                 if len(rgbs) > 1 and r == 0:
                     title = f'{osp.basename(image_paths[i])}\n{title}'
                 ax.set_title(title, fontsize=9)
-    handles = [Patch(facecolor=KEPT_RGB / 255, label="processed by every block of the partition"),
-               Patch(facecolor=SOME_RGB / 255, label='processed by some of them (lighter: fewer)'),
-               Patch(facecolor='0.55', hatch='///', edgecolor='0.15',
-                     label='copied through by every block (pruned)'),
-               plt.Line2D([], [], color='0.3', lw=1.2, label='regular window borders (white)'),
-               plt.Line2D([], [], color='black', lw=1.2, ls='--',
-                          label='shifted window borders (border windows wrap around)')]
+    handles = [
+        Patch(facecolor=KEPT_RGB / 255, label="processed by every block of the partition"),
+        Patch(facecolor=SOME_RGB / 255, label='processed by some of them (lighter: fewer)'),
+        Patch(
+            facecolor='0.55', hatch='///', edgecolor='0.15', label='copied through by every block (pruned)'),
+        plt.Line2D([], [], color='0.3', lw=1.2, label='regular window borders (white)'),
+        plt.Line2D([], [],
+                   color='black',
+                   lw=1.2,
+                   ls='--',
+                   label='shifted window borders (border windows wrap around)')
+    ]
     if objects is not None:
         handles.append(plt.Line2D([], [], color='#e41a1c', lw=1.5, label='ground-truth objects'))
-    fig.legend(handles=handles, loc='lower center', ncol=min(3, len(handles)), fontsize=9,
-               frameon=False)
+    fig.legend(handles=handles, loc='lower center', ncol=min(3, len(handles)), fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0.9 / fig.get_figheight() + 0.01, 1, 1))
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

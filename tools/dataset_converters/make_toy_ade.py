@@ -25,12 +25,10 @@ import sys
 import numpy as np
 
 try:
-    from mmsparse.datasets.toy import (check_ranges, class_catalogue, random_scene,
-                                        write_image)
+    from mmsparse.datasets.toy import check_ranges, class_catalogue, random_scene, write_image
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-    from mmsparse.datasets.toy import (check_ranges, class_catalogue, random_scene,
-                                        write_image)
+    from mmsparse.datasets.toy import check_ranges, class_catalogue, random_scene, write_image
 
 SPLITS = (('training', 'train'), ('validation', 'val'))
 BACKGROUND = 1  # label value of the background; 0 stays ADE's "ignore"
@@ -45,8 +43,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-classes', type=int, default=3, help='shape classes, 1..8')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0)')
     args = parser.parse_args(argv)
-    check_ranges(args, dict(num_train=(1, None), num_val=(1, None), size=(32, None),
-                            num_classes=(1, 8), seed=(0, None)))
+    check_ranges(
+        args,
+        dict(num_train=(1, None), num_val=(1, None), size=(32, None), num_classes=(1, 8), seed=(0, None)))
     return args
 
 
@@ -63,8 +62,7 @@ def label_map(instances, height: int, width: int) -> np.ndarray:
     return seg
 
 
-def generate(out: str, num_train: int, num_val: int, size: int, num_classes: int,
-             seed: int) -> dict:
+def generate(out: str, num_train: int, num_val: int, size: int, num_classes: int, seed: int) -> dict:
     """Write the dataset; return ``{'classes': (...), 'training': n, 'validation': n}``."""
     catalogue = class_catalogue(num_classes)
     for sub in ('images', 'annotations'):  # replace only what this generator owns
@@ -74,12 +72,11 @@ def generate(out: str, num_train: int, num_val: int, size: int, num_classes: int
     for split_id, ((split, tag), n) in enumerate(zip(SPLITS, (num_train, num_val))):
         for i in range(n):
             rng = np.random.default_rng([seed, split_id, i])
-            image, instances = random_scene(rng, size, size, catalogue, num_objects=(1, 4),
-                                            radius_range=(0.1, 0.25))
+            image, instances = random_scene(
+                rng, size, size, catalogue, num_objects=(1, 4), radius_range=(0.1, 0.25))
             stem = f'ADE_{tag}_{i:08d}'
             write_image(osp.join(out, 'images', split, stem + '.jpg'), image)
-            write_image(osp.join(out, 'annotations', split, stem + '.png'),
-                        label_map(instances, size, size))
+            write_image(osp.join(out, 'annotations', split, stem + '.png'), label_map(instances, size, size))
         info[split] = n
     return info
 

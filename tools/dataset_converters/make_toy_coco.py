@@ -28,12 +28,10 @@ import sys
 import numpy as np
 
 try:
-    from mmsparse.datasets.toy import (check_ranges, class_catalogue, random_scene,
-                                        write_image)
+    from mmsparse.datasets.toy import check_ranges, class_catalogue, random_scene, write_image
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-    from mmsparse.datasets.toy import (check_ranges, class_catalogue, random_scene,
-                                        write_image)
+    from mmsparse.datasets.toy import check_ranges, class_catalogue, random_scene, write_image
 
 SPLITS = ('train2017', 'val2017')
 
@@ -47,16 +45,16 @@ def parse_args(argv=None):
     parser.add_argument('--num-classes', type=int, default=3, help='categories, 2..4')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0)')
     args = parser.parse_args(argv)
-    check_ranges(args, dict(num_train=(1, None), num_val=(1, None), size=(32, None),
-                            num_classes=(2, 4), seed=(0, None)))
+    check_ranges(
+        args,
+        dict(num_train=(1, None), num_val=(1, None), size=(32, None), num_classes=(2, 4), seed=(0, None)))
     return args
 
 
 def categories(num_classes: int):
     """``(colour, shape)`` per class and the COCO category list (ids from 1, named by shape)."""
     catalogue = class_catalogue(num_classes)
-    cats = [dict(id=i + 1, name=shape, supercategory='shape')
-            for i, (_, shape) in enumerate(catalogue)]
+    cats = [dict(id=i + 1, name=shape, supercategory='shape') for i, (_, shape) in enumerate(catalogue)]
     return catalogue, cats
 
 
@@ -65,8 +63,8 @@ def _split_json(out, split, split_id, num_images, size, catalogue, cats, seed):
     images, annotations = [], []
     for i in range(num_images):
         rng = np.random.default_rng([seed, split_id, i])
-        image, instances = random_scene(rng, size, size, catalogue, num_objects=(1, 4),
-                                        radius_range=(0.1, 0.22))
+        image, instances = random_scene(
+            rng, size, size, catalogue, num_objects=(1, 4), radius_range=(0.1, 0.22))
         image_id = i + 1
         file_name = f'{image_id:012d}.jpg'
         write_image(osp.join(out, split, file_name), image)
@@ -74,16 +72,23 @@ def _split_json(out, split, split_id, num_images, size, catalogue, cats, seed):
         for inst in instances:
             x1, y1, x2, y2 = inst.bbox_xyxy
             annotations.append(
-                dict(id=len(annotations) + 1, image_id=image_id, category_id=inst.label + 1,
-                     segmentation=[np.round(inst.polygon, 2).ravel().tolist()],
-                     area=float(inst.area), bbox=[round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
-                     iscrowd=0))
-    return dict(info=dict(description=f'mmsparse toy COCO {split}, seed {seed}'), licenses=[],
-                images=images, annotations=annotations, categories=cats)
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=inst.label + 1,
+                    segmentation=[np.round(inst.polygon, 2).ravel().tolist()],
+                    area=float(inst.area),
+                    bbox=[round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+                    iscrowd=0))
+    return dict(
+        info=dict(description=f'mmsparse toy COCO {split}, seed {seed}'),
+        licenses=[],
+        images=images,
+        annotations=annotations,
+        categories=cats)
 
 
-def generate(out: str, num_train: int, num_val: int, size: int, num_classes: int,
-             seed: int) -> dict:
+def generate(out: str, num_train: int, num_val: int, size: int, num_classes: int, seed: int) -> dict:
     """Write the dataset; return ``{'classes': [...], '<split>': (images, instances)}``."""
     catalogue, cats = categories(num_classes)
     for sub in SPLITS + ('annotations', ):  # replace only what this generator owns

@@ -31,12 +31,10 @@ import sys
 import numpy as np
 
 try:
-    from mmsparse.datasets.toy import (COLORS, SHAPES, check_ranges, class_catalogue, random_scene,
-                                        write_image)
+    from mmsparse.datasets.toy import COLORS, SHAPES, check_ranges, class_catalogue, random_scene, write_image
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-    from mmsparse.datasets.toy import (COLORS, SHAPES, check_ranges, class_catalogue, random_scene,
-                                        write_image)
+    from mmsparse.datasets.toy import COLORS, SHAPES, check_ranges, class_catalogue, random_scene, write_image
 
 SPLITS = ('train', 'val')
 
@@ -48,12 +46,22 @@ def parse_args(argv=None):
     parser.add_argument('--per-class', type=int, default=50, help='training images per class')
     parser.add_argument('--val-per-class', type=int, default=10, help='validation images per class')
     parser.add_argument('--size', type=int, default=32, help='square image side in pixels (>= 16)')
-    parser.add_argument('--colors', type=int, default=0,
-                        help='distinct colours, 1..8 (0: one colour per shape as in the catalogue)')
+    parser.add_argument(
+        '--colors',
+        type=int,
+        default=0,
+        help='distinct colours, 1..8 (0: one colour per shape as in the catalogue)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0)')
     args = parser.parse_args(argv)
-    check_ranges(args, dict(num_classes=(1, 64), per_class=(1, None), val_per_class=(1, None),
-                            size=(16, None), colors=(0, len(COLORS)), seed=(0, None)))
+    check_ranges(
+        args,
+        dict(
+            num_classes=(1, 64),
+            per_class=(1, None),
+            val_per_class=(1, None),
+            size=(16, None),
+            colors=(0, len(COLORS)),
+            seed=(0, None)))
     if args.colors and args.num_classes > len(SHAPES) * args.colors:
         raise ValueError(f'--num-classes must be at most {len(SHAPES) * args.colors} with --colors '
                          f'{args.colors} (each class a distinct (colour, shape) pair), '
@@ -74,8 +82,13 @@ def class_names(num_classes: int, colors: int = 0):
                   for c in range(num_classes))
 
 
-def generate(out: str, num_classes: int, per_class: int, val_per_class: int, size: int,
-             seed: int, colors: int = 0) -> dict:
+def generate(out: str,
+             num_classes: int,
+             per_class: int,
+             val_per_class: int,
+             size: int,
+             seed: int,
+             colors: int = 0) -> dict:
     """Write the dataset; return ``{'classes': [...], 'train': n, 'val': n}``."""
     names = class_names(num_classes, colors)
     catalogue = [tuple(name.split('_', 1)) for name in names]  # label -> (colour, shape)
@@ -87,8 +100,7 @@ def generate(out: str, num_classes: int, per_class: int, val_per_class: int, siz
         for label, name in enumerate(names):
             for i in range(n):
                 rng = np.random.default_rng([seed, split_id, label, i])
-                image, _ = random_scene(rng, size, size, catalogue, labels=[label],
-                                        radius_range=(0.28, 0.42))
+                image, _ = random_scene(rng, size, size, catalogue, labels=[label], radius_range=(0.28, 0.42))
                 rel = f'{name}/{name}_{i:05d}.JPEG'
                 write_image(osp.join(out, split, rel), image)
                 lines.append(f'{rel} {label}\n')
@@ -108,8 +120,8 @@ def _meta_path(out: str, name: str) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    info = generate(args.out, args.num_classes, args.per_class, args.val_per_class, args.size,
-                    args.seed, args.colors)
+    info = generate(args.out, args.num_classes, args.per_class, args.val_per_class, args.size, args.seed,
+                    args.colors)
     print(f'toy imagenet: {len(info["classes"])} classes, {info["train"]} train / {info["val"]} '
           f'val images of {args.size}x{args.size} -> {args.out}')
 

@@ -36,12 +36,10 @@ import sys
 import numpy as np
 
 try:
-    from mmsparse.datasets.toy import (check_ranges, make_cam2img,
-                                        random_mono3d_scene, write_image)
+    from mmsparse.datasets.toy import check_ranges, make_cam2img, random_mono3d_scene, write_image
 except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-    from mmsparse.datasets.toy import (check_ranges, make_cam2img,
-                                        random_mono3d_scene, write_image)
+    from mmsparse.datasets.toy import check_ranges, make_cam2img, random_mono3d_scene, write_image
 
 # Order of mmdet3d's KittiDataset.METAINFO['classes'] (and KittiMetric's defaults): label = index.
 CLASSES = ('Pedestrian', 'Cyclist', 'Car')
@@ -58,8 +56,9 @@ def parse_args(argv=None):
     parser.add_argument('--focal', type=float, default=400.0, help='fx = fy in pixels (> 0)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0)')
     args = parser.parse_args(argv)
-    check_ranges(args, dict(num_train=(1, None), num_val=(1, None), width=(160, None),
-                            height=(96, None), seed=(0, None)))
+    check_ranges(
+        args,
+        dict(num_train=(1, None), num_val=(1, None), width=(160, None), height=(96, None), seed=(0, None)))
     if not args.focal > 0:
         raise ValueError(f'--focal must be > 0, got {args.focal}')
     return args
@@ -67,8 +66,7 @@ def parse_args(argv=None):
 
 def kitti_difficulty(height_px: float, occluded: int = 0, truncated: float = 0.0) -> int:
     """KITTI difficulty: 0 easy, 1 moderate, 2 hard, -1 ignored (height in pixels)."""
-    for level, (min_h, max_occ, max_trunc) in enumerate(((40, 0, 0.15), (25, 1, 0.3),
-                                                          (25, 2, 0.5))):
+    for level, (min_h, max_occ, max_trunc) in enumerate(((40, 0, 0.15), (25, 1, 0.3), (25, 2, 0.5))):
         if height_px >= min_h and occluded <= max_occ and truncated <= max_trunc:
             return level
     return -1
@@ -76,10 +74,20 @@ def kitti_difficulty(height_px: float, occluded: int = 0, truncated: float = 0.0
 
 def _instance_dicts(inst):
     """``(cam_instance, instance)`` info dicts for one :class:`Box3DInstance`."""
-    cam = dict(bbox=inst.bbox.tolist(), bbox_label=inst.label, bbox_3d=inst.box.tolist(),
-               bbox_label_3d=inst.label, center_2d=inst.center_2d.tolist(), depth=inst.depth)
-    full = dict(cam, truncated=0.0, occluded=0, alpha=inst.alpha, score=0.0,
-                difficulty=kitti_difficulty(inst.bbox[3] - inst.bbox[1]))
+    cam = dict(
+        bbox=inst.bbox.tolist(),
+        bbox_label=inst.label,
+        bbox_3d=inst.box.tolist(),
+        bbox_label_3d=inst.label,
+        center_2d=inst.center_2d.tolist(),
+        depth=inst.depth)
+    full = dict(
+        cam,
+        truncated=0.0,
+        occluded=0,
+        alpha=inst.alpha,
+        score=0.0,
+        difficulty=kitti_difficulty(inst.bbox[3] - inst.bbox[1]))
     return cam, full
 
 
@@ -100,17 +108,27 @@ def generate(out: str, num_train: int, num_val: int, width: int, height: int, fo
             write_image(osp.join(out, IMAGE_DIR, name), image)
             pairs = [_instance_dicts(inst) for inst in instances]
             data_list.append(
-                dict(sample_idx=i,
-                     images=dict(CAM2=dict(img_path=name, height=height, width=width,
-                                           cam2img=cam2img.tolist(), lidar2cam=np.eye(4).tolist(),
-                                           lidar2img=cam2img.tolist())),
-                     instances=[full for _, full in pairs],
-                     cam_instances=dict(CAM2=[cam for cam, _ in pairs])))
+                dict(
+                    sample_idx=i,
+                    images=dict(
+                        CAM2=dict(
+                            img_path=name,
+                            height=height,
+                            width=width,
+                            cam2img=cam2img.tolist(),
+                            lidar2cam=np.eye(4).tolist(),
+                            lidar2img=cam2img.tolist())),
+                    instances=[full for _, full in pairs],
+                    cam_instances=dict(CAM2=[cam for cam, _ in pairs])))
         with open(osp.join(out, 'ImageSets', f'{split}.txt'), 'w') as f:
             f.writelines(f'{first + i:06d}\n' for i in range(n))
-        infos = dict(metainfo=dict(categories={c: k for k, c in enumerate(CLASSES)},
-                                   dataset='kitti', info_version='1.1'),
-                     data_list=data_list)
+        infos = dict(
+            metainfo=dict(
+                categories={
+                    c: k
+                    for k, c in enumerate(CLASSES)
+                }, dataset='kitti', info_version='1.1'),
+            data_list=data_list)
         with open(osp.join(out, f'kitti_infos_{split}.pkl'), 'wb') as f:
             pickle.dump(infos, f, protocol=4)
         counts[split] = (n, sum(len(d['instances']) for d in data_list))
@@ -120,8 +138,7 @@ def generate(out: str, num_train: int, num_val: int, width: int, height: int, fo
 
 def main(argv=None):
     args = parse_args(argv)
-    counts = generate(args.out, args.num_train, args.num_val, args.width, args.height, args.focal,
-                      args.seed)
+    counts = generate(args.out, args.num_train, args.num_val, args.width, args.height, args.focal, args.seed)
     print(f'toy kitti mono3d: classes {CLASSES}; (images, boxes) train {counts["train"]}, '
           f'val {counts["val"]}; {args.width}x{args.height}, f={args.focal:g} -> {args.out}')
 

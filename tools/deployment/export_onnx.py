@@ -27,24 +27,50 @@ def parse_args(argv=None):
     p.add_argument('config')
     p.add_argument('checkpoint', help="checkpoint file, or 'none' for random weights")
     p.add_argument('--ratios', default=None, help='named ratio set or JSON (default: the config\'s)')
-    p.add_argument('--shape', nargs=2, type=int, required=True, metavar=('H', 'W'),
-                   help='input height and width in pixels, after preprocessing (padding included)')
+    p.add_argument(
+        '--shape',
+        nargs=2,
+        type=int,
+        required=True,
+        metavar=('H', 'W'),
+        help='input height and width in pixels, after preprocessing (padding included)')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--out', required=True, help='output .onnx file')
-    p.add_argument('--part', choices=PARTS, default=None,
-                   help='model (classifier/segmentor) | features (backbone+neck) | backbone')
+    p.add_argument(
+        '--part',
+        choices=PARTS,
+        default=None,
+        help='model (classifier/segmentor) | features (backbone+neck) | backbone')
     p.add_argument('--opset', type=int, default=18)
     p.add_argument('--no-verify', action='store_true', help='skip the onnxruntime-vs-eager check')
-    p.add_argument('--atol', type=float, default=1e-3,
-                   help='fail when onnxruntime and eager differ by more than this (default 1e-3)')
+    p.add_argument(
+        '--atol',
+        type=float,
+        default=1e-3,
+        help='fail when onnxruntime and eager differ by more than this (default 1e-3)')
     from mmengine.config import DictAction
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
-                   help='override config entries, key=value (as in tools/test.py)')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override config entries, key=value (as in tools/test.py)')
     return p.parse_args(argv)
 
 
-def export(config, checkpoint, ratios, shape, out, batch=1, part=None, opset=18, verify=True,
-           optimize=True, seed=0, cfg_options=None, threads=None):
+def export(config,
+           checkpoint,
+           ratios,
+           shape,
+           out,
+           batch=1,
+           part=None,
+           opset=18,
+           verify=True,
+           optimize=True,
+           seed=0,
+           cfg_options=None,
+           threads=None):
     """Build, set ratios, export, verify. Returns ``(metadata, max_abs_diff or None)``."""
     import torch
 
@@ -65,9 +91,12 @@ def export(config, checkpoint, ratios, shape, out, batch=1, part=None, opset=18,
     effective = apply_ratios(model.backbone, value)
     part = part or default_part(model)
     module = export_part(model, part)
-    metadata = dict(part=part, model=type(model).__name__, backbone=type(model.backbone).__name__,
-                    config=osp.basename(str(getattr(cfg, 'filename', config) or config)),
-                    checkpoint=osp.basename(ckpt) if ckpt else 'none')
+    metadata = dict(
+        part=part,
+        model=type(model).__name__,
+        backbone=type(model.backbone).__name__,
+        config=osp.basename(str(getattr(cfg, 'filename', config) or config)),
+        checkpoint=osp.basename(ckpt) if ckpt else 'none')
     if effective is not None:
         metadata['pruning_ratios'] = effective
         if ratios is not None and isinstance(ratios, str):
@@ -94,9 +123,17 @@ def export(config, checkpoint, ratios, shape, out, batch=1, part=None, opset=18,
 def main(argv=None):
     args = parse_args(argv)
     t0 = time.perf_counter()
-    meta, diff = export(args.config, args.checkpoint, args.ratios, tuple(args.shape), args.out,
-                        args.batch, args.part, args.opset, not args.no_verify,
-                        cfg_options=args.cfg_options)
+    meta, diff = export(
+        args.config,
+        args.checkpoint,
+        args.ratios,
+        tuple(args.shape),
+        args.out,
+        args.batch,
+        args.part,
+        args.opset,
+        not args.no_verify,
+        cfg_options=args.cfg_options)
     size = osp.getsize(args.out) / 2**20
     print(f'wrote {args.out} ({size:.1f} MiB, part {meta["part"]}, input {args.batch}x3x{args.shape[0]}x'
           f'{args.shape[1]}) in {time.perf_counter() - t0:.1f} s')

@@ -35,7 +35,8 @@ def compile_flags(tree):
     includes.append(f"-I{sysconfig.get_paths()['include']}")
     return cflags + ['-fPIC'] + includes + [
         '-DMMCV_WITH_OPS', '-DTORCH_API_INCLUDE_EXTENSION_H', '-DTORCH_EXTENSION_NAME=_ext',
-        '-D_GLIBCXX_USE_CXX11_ABI=1', '-std=c++20']
+        '-D_GLIBCXX_USE_CXX11_ABI=1', '-std=c++20'
+    ]
 
 
 def timed(cmd, env=None):
@@ -58,13 +59,17 @@ def main(argv=None):
 
 def run(args, work):
     from mmsparse.sparsity.machine import describe_machine
-    subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:',
-                    '--no-build-isolation', '-d', work, 'mmcv==2.1.0'], check=True)
+    subprocess.run([
+        sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:',
+        '--no-build-isolation', '-d', work, 'mmcv==2.1.0'
+    ],
+                   check=True)
     with tarfile.open(osp.join(work, 'mmcv-2.1.0.tar.gz')) as tar:
         tar.extractall(work, filter='data')
     tree = osp.join(work, 'mmcv-2.1.0')
-    sources = sorted(glob.glob(f'{tree}/mmcv/ops/csrc/pytorch/*.cpp') +
-                     glob.glob(f'{tree}/mmcv/ops/csrc/pytorch/cpu/*.cpp'))
+    sources = sorted(
+        glob.glob(f'{tree}/mmcv/ops/csrc/pytorch/*.cpp') +
+        glob.glob(f'{tree}/mmcv/ops/csrc/pytorch/cpu/*.cpp'))
     step = max(1, len(sources) // args.sample)
     sample = sources[::step][:args.sample]
     flags = compile_flags(tree)
@@ -83,8 +88,9 @@ def run(args, work):
         out = osp.join(work, osp.basename(src) + '.o')
         old.append(timed([cxx, *flags, '-c', src, '-o', out]))
         new.append(timed([wrapper, *flags, '-c', src, '-o', out], env))
-        print(f'| {osp.relpath(src, tree + "/mmcv/ops/csrc/pytorch")} | {old[-1]:.1f} | {new[-1]:.1f} |',
-              flush=True)
+        print(
+            f'| {osp.relpath(src, tree + "/mmcv/ops/csrc/pytorch")} | {old[-1]:.1f} | {new[-1]:.1f} |',
+            flush=True)
     n = len(sources)
     old_total = statistics.mean(old) * n / args.jobs
     new_total = pch_build + statistics.mean(new) * n / args.jobs

@@ -22,8 +22,9 @@ from mmengine.runner import load_checkpoint
 
 def export(config: str, checkpoint: str, out_dir: str) -> tuple:
     """Build, load, export. Returns (compact config path, compact checkpoint path)."""
-    import mmsparse.models  # noqa: F401  (registers SparseDeiT)
     from mmengine.registry import MODELS
+
+    import mmsparse.models  # noqa: F401  (registers SparseDeiT)
 
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
@@ -49,9 +50,11 @@ def export(config: str, checkpoint: str, out_dir: str) -> tuple:
     cfg.dump(cfg_path)
     heads = [c['num_heads'] for c in backbone_cfg['layer_cfgs']]
     hidden = [c['feedforward_channels'] for c in backbone_cfg['layer_cfgs']]
-    torch.save({'state_dict': model.state_dict(),
-                'meta': dict(compact_from=osp.abspath(checkpoint), num_heads=heads,
-                             feedforward_channels=hidden)}, ckpt_path)
+    torch.save(
+        {
+            'state_dict': model.state_dict(),
+            'meta': dict(compact_from=osp.abspath(checkpoint), num_heads=heads, feedforward_channels=hidden)
+        }, ckpt_path)
     return cfg_path, ckpt_path
 
 

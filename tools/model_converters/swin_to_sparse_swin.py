@@ -32,15 +32,13 @@ _UNFOLD_FROM_OFFICIAL = (0, 2, 1, 3)
 def merge_weight_official_to_unfold(w: Tensor) -> Tensor:
     """``(out, 4C)`` reduction weight: official ``[quadrant * C + c]`` -> unfold ``[c * 4 + position]``."""
     out, four_c = w.shape
-    return w.reshape(out, 4, four_c // 4)[:, list(_UNFOLD_FROM_OFFICIAL)].transpose(1, 2).reshape(
-        out, four_c)
+    return w.reshape(out, 4, four_c // 4)[:, list(_UNFOLD_FROM_OFFICIAL)].transpose(1, 2).reshape(out, four_c)
 
 
 def merge_weight_unfold_to_official(w: Tensor) -> Tensor:
     """Inverse of :func:`merge_weight_official_to_unfold`."""
     out, four_c = w.shape
-    return w.reshape(out, four_c // 4, 4).transpose(1, 2)[:, list(_UNFOLD_FROM_OFFICIAL)].reshape(
-        out, four_c)
+    return w.reshape(out, four_c // 4, 4).transpose(1, 2)[:, list(_UNFOLD_FROM_OFFICIAL)].reshape(out, four_c)
 
 
 def merge_norm_official_to_unfold(v: Tensor) -> Tensor:
@@ -126,8 +124,7 @@ def mmpretrain_to_ours(state: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     for key, v in state.items():
         if key.startswith('backbone.'):
             out[key[len('backbone.'):]] = v
-        elif not (key.startswith('head.') or key.startswith('neck.')
-                  or key.startswith('data_preprocessor.')):
+        elif not (key.startswith('head.') or key.startswith('neck.') or key.startswith('data_preprocessor.')):
             raise KeyError(f'unknown mmpretrain Swin key {key!r}')
     return out
 
@@ -151,8 +148,7 @@ def convert(state, fmt: str, ratios=None, backbone_only: bool = False):
     if fmt == 'sparsevit':
         out = sparsevit_to_ours(state, ratios)
         if backbone_only:
-            out = OrderedDict((k[len('backbone.'):], v) for k, v in out.items()
-                              if k.startswith('backbone.'))
+            out = OrderedDict((k[len('backbone.'):], v) for k, v in out.items() if k.startswith('backbone.'))
         return out
     if fmt == 'official':
         out = official_to_ours(state)

@@ -16,8 +16,7 @@ from .scene import ToyInstance, draw_background, random_scene
 from .shapes import COLORS, SHAPES, class_catalogue, fill_polygon, polygon_mask, shape_polygon
 
 __all__ = [
-    'COLORS', 'SHAPES', 'class_catalogue', 'fill_polygon', 'polygon_mask', 'shape_polygon',
-    'ToyInstance', 'draw_background', 'random_scene', 'KITTI_CLASS_SPECS', 'Box3DInstance',
-    'box3d_corners', 'make_cam2img', 'project_points', 'random_mono3d_scene', 'write_image',
-    'check_ranges'
+    'COLORS', 'SHAPES', 'class_catalogue', 'fill_polygon', 'polygon_mask', 'shape_polygon', 'ToyInstance',
+    'draw_background', 'random_scene', 'KITTI_CLASS_SPECS', 'Box3DInstance', 'box3d_corners', 'make_cam2img',
+    'project_points', 'random_mono3d_scene', 'write_image', 'check_ranges'
 ]

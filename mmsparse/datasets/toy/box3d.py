@@ -23,8 +23,12 @@ CAMERA_HEIGHT = 1.65  # metres above the ground plane (KITTI's cam2), so objects
 # Corner k has local offsets given by its bits (ix, iy, iz):
 # x in {-l/2, +l/2}, y in {-h, 0}, z in {-w/2, +w/2}.
 _FACES = {  # each a cyclic quad of corner ids
-    'back': (0, 1, 3, 2), 'front': (4, 5, 7, 6), 'top': (0, 1, 5, 4),
-    'bottom': (2, 3, 7, 6), 'left': (0, 2, 6, 4), 'right': (1, 3, 7, 5)
+    'back': (0, 1, 3, 2),
+    'front': (4, 5, 7, 6),
+    'top': (0, 1, 5, 4),
+    'bottom': (2, 3, 7, 6),
+    'left': (0, 2, 6, 4),
+    'right': (1, 3, 7, 5)
 }
 # Brightness per face; the front (heading) face is tinted towards white so the yaw is observable.
 _SHADE = {'top': 1.0, 'front': 0.95, 'back': 0.6, 'left': 0.75, 'right': 0.75, 'bottom': 0.5}
@@ -169,12 +173,13 @@ def random_mono3d_scene(rng: np.random.Generator,
         inside = bbox[0] >= 0 and bbox[1] >= 0 and bbox[2] <= width - 1 and bbox[3] <= height - 1
         if not inside or bbox[3] - bbox[1] < min_height_px:
             continue
-        if any(bbox[0] < o.bbox[2] + 2 and o.bbox[0] < bbox[2] + 2 and bbox[1] < o.bbox[3] + 2
-               and o.bbox[1] < bbox[3] + 2 for o in instances):
+        if any(bbox[0] < o.bbox[2] + 2 and o.bbox[0] < bbox[2] + 2 and bbox[1] < o.bbox[3] +
+               2 and o.bbox[1] < bbox[3] + 2 for o in instances):
             continue
         gravity = box[:3] - np.array([0.0, dims[1] / 2, 0.0])
         instances.append(
-            Box3DInstance(label, box, bbox, project_points(gravity[None], k)[0], float(gravity[2])))
+            Box3DInstance(label, box, bbox,
+                          project_points(gravity[None], k)[0], float(gravity[2])))
     instances.sort(key=lambda o: -o.depth)
     image = _background(height, width, k[1, 2])
     for inst in instances:

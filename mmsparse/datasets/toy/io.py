@@ -24,8 +24,7 @@ def write_image(path: str, array: np.ndarray) -> None:
     if ext not in _PARAMS:
         raise ValueError(f'path suffix must be one of {sorted(_PARAMS)}, got {path!r}')
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise ValueError(
-            f'array must be uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}')
+        raise ValueError(f'array must be uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}')
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(ext, array, _PARAMS[ext])

@@ -45,8 +45,8 @@ def _unit_shape(shape: str) -> np.ndarray:
         return np.stack([outer, inner], axis=1).reshape(10, 2)
     if shape == 'cross':
         a, b = 0.33, 0.94  # arm half-width, arm length (tip corner at radius 0.996)
-        return np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b],
-                         [-a, a], [-b, a], [-b, -a], [-a, -a]])
+        return np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a],
+                         [-b, a], [-b, -a], [-a, -a]])
     if shape == 'semicircle':
         a = np.linspace(0, math.pi, 17)
         # Shift down by 0.3 so the half disc is centred in its bounding circle.
@@ -54,8 +54,7 @@ def _unit_shape(shape: str) -> np.ndarray:
     raise ValueError(f'shape must be one of {SHAPES}, got {shape!r}')
 
 
-def shape_polygon(shape: str, center: Sequence[float], radius: float,
-                  angle: float = 0.0) -> np.ndarray:
+def shape_polygon(shape: str, center: Sequence[float], radius: float, angle: float = 0.0) -> np.ndarray:
     """Polygon of a shape in pixel coordinates.
 
     Args:

@@ -26,8 +26,8 @@ def state_fingerprint(model: torch.nn.Module, include_buffers: bool = False) -> 
     prints = {}
     for name, tensor in tensors.items():
         data = tensor.detach().cpu().contiguous()
-        prints[name] = hashlib.sha256(data.view(torch.uint8).numpy().tobytes()
-                                      if data.numel() else b'').hexdigest()
+        prints[name] = hashlib.sha256(
+            data.view(torch.uint8).numpy().tobytes() if data.numel() else b'').hexdigest()
     return prints
 
 
@@ -63,8 +63,9 @@ class DistConsistencyHook(Hook):
         mismatched = sorted(k for k in prints[0] if any(p.get(k) != prints[0][k] for p in prints[1:]))
         if is_main_process():
             with open(osp.join(runner.work_dir, 'param_fingerprints.json'), 'w') as f:
-                json.dump(dict(world_size=get_world_size(), iter=runner.iter, ranks=prints,
-                               mismatched=mismatched), f)
+                json.dump(
+                    dict(world_size=get_world_size(), iter=runner.iter, ranks=prints, mismatched=mismatched),
+                    f)
         msg = (f'DistConsistencyHook: {len(prints[0])} tensors, {get_world_size()} ranks, '
                f'{len(mismatched)} mismatched (rank {get_rank()})')
         runner.logger.info(msg)

@@ -147,11 +147,9 @@ class PruneGrowHook(Hook):
         if unknown:
             raise ValueError(f'PruneGrowHook: `structured` got unknown keys {sorted(unknown)}')
         self.structured_cfg = structured
-        self.score_sync = _check_choice('structured.score_sync',
-                                        structured.get('score_sync', 'all_reduce'),
+        self.score_sync = _check_choice('structured.score_sync', structured.get('score_sync', 'all_reduce'),
                                         ('all_reduce', 'rank0'))
-        self.mlp_growth = _check_choice('structured.mlp_growth',
-                                        structured.get('mlp_growth', 'gradient'),
+        self.mlp_growth = _check_choice('structured.mlp_growth', structured.get('mlp_growth', 'gradient'),
                                         ('gradient', 'random'))
         temperature(0, 1, tuple(tau))  # validates: two numbers > 0
         self.tau = tuple(float(v) for v in tau)
@@ -168,11 +166,10 @@ class PruneGrowHook(Hook):
             return  # not training (tools/test.py): the optimizer wrapper is never built
         if not isinstance(wrapper, SViTEStepMixin):
             name = type(wrapper).__name__
-            raise ValueError(
-                'PruneGrowHook needs `optim_wrapper.type` to be an SViTE optimizer wrapper '
-                "('mmsparse.SViTEOptimWrapper', 'mmsparse.AmpSViTEOptimWrapper' or "
-                f"'mmsparse.CPUAmpSViTEOptimWrapper'), got {name!r}: mmengine clears gradients "
-                'before after_train_iter, so only the wrapper can grow by gradient')
+            raise ValueError('PruneGrowHook needs `optim_wrapper.type` to be an SViTE optimizer wrapper '
+                             "('mmsparse.SViTEOptimWrapper', 'mmsparse.AmpSViTEOptimWrapper' or "
+                             f"'mmsparse.CPUAmpSViTEOptimWrapper'), got {name!r}: mmengine clears gradients "
+                             'before after_train_iter, so only the wrapper can grow by gradient')
 
     def before_train(self, runner) -> None:
         model = _unwrap(runner.model)
@@ -186,20 +183,36 @@ class PruneGrowHook(Hook):
         backup = [p.detach().clone() for p in model.parameters()] if resuming else None
         masker = None
         if self.mode == 'unstructured':
-            masker = ParameterMasker(model, self.density, include=self.include, exclude=self.exclude,
-                                     distribution=self.distribution, sampling=self.sampling,
-                                     init_source=self.init_source,
-                                     optimizer_state=self.optimizer_state, seed=seed)
+            masker = ParameterMasker(
+                model,
+                self.density,
+                include=self.include,
+                exclude=self.exclude,
+                distribution=self.distribution,
+                sampling=self.sampling,
+                init_source=self.init_source,
+                optimizer_state=self.optimizer_state,
+                seed=seed)
             if not masker.params:
                 raise ValueError(f'PruneGrowHook: `scope` include={self.include} exclude='
                                  f'{self.exclude} selects no weight of {type(model).__name__}')
             masker.broadcast(0)
         structured = self._structured_targets(model) if self.mode == 'structured' else []
         self.controller = PruneGrowController(
-            masker, structured, update_interval=self.update_interval, t_end=t_end, t_total=t_total,
-            death_rate=self.death_rate, min_death_rate=self.min_death_rate, decay=self.decay,
-            algorithm1=self.algorithm1, growth=self.growth, mlp_growth=self.mlp_growth,
-            score_sync=self.score_sync, optimizer_state=self.optimizer_state, seed=seed)
+            masker,
+            structured,
+            update_interval=self.update_interval,
+            t_end=t_end,
+            t_total=t_total,
+            death_rate=self.death_rate,
+            min_death_rate=self.min_death_rate,
+            decay=self.decay,
+            algorithm1=self.algorithm1,
+            growth=self.growth,
+            mlp_growth=self.mlp_growth,
+            score_sync=self.score_sync,
+            optimizer_state=self.optimizer_state,
+            seed=seed)
         if resuming:
             with torch.no_grad():
                 for p, saved in zip(model.parameters(), backup):
@@ -210,8 +223,10 @@ class PruneGrowHook(Hook):
                                   'masks were re-initialised')
         self._loaded_state = None
         runner.optim_wrapper.attach_sparsity(self.controller)
-        self._selectors = [m for m in model.modules()  # SViTE+ token selectors
-                           if hasattr(m, 'tau') and isinstance(getattr(m, 'scorer', None), nn.Module)]
+        self._selectors = [
+            m for m in model.modules()  # SViTE+ token selectors
+            if hasattr(m, 'tau') and isinstance(getattr(m, 'scorer', None), nn.Module)
+        ]
         self._mask_ema(runner)
         report = self.controller.density_report()
         runner.logger.info(
@@ -221,8 +236,10 @@ class PruneGrowHook(Hook):
             f'step {self.controller.t}')
 
     def _structured_targets(self, model):
-        targets = [m for m in model.modules() if callable(getattr(m, 'structured_units', None))
-                   and getattr(m, 'structured', False)]
+        targets = [
+            m for m in model.modules()
+            if callable(getattr(m, 'structured_units', None)) and getattr(m, 'structured', False)
+        ]
         if not targets:
             raise ValueError("PruneGrowHook(mode='structured') needs a backbone built with "
                              '`model.backbone.structured=dict(head_density=..., mlp_density=...)` '
@@ -255,8 +272,10 @@ class PruneGrowHook(Hook):
         stats = self.controller.pop_stats()
         if stats is None:
             return
-        scalars = {f'svite/{k}': stats[k] for k in ('rate', 'density', 'swapped', 'pruned',
-                                                     'grown', 'itop', 'grown_survival') if k in stats}
+        scalars = {
+            f'svite/{k}': stats[k]
+            for k in ('rate', 'density', 'swapped', 'pruned', 'grown', 'itop', 'grown_survival') if k in stats
+        }
         for k, v in scalars.items():
             runner.message_hub.update_scalar(f'train/{k}', v)
         runner.visualizer.add_scalars(dict(scalars, svite_t=stats['t']), step=runner.iter + 1)
@@ -266,8 +285,9 @@ class PruneGrowHook(Hook):
             f', swapped {stats["swapped"]}, pruned {stats["pruned"]} / grown {stats["grown"]}, '
             f'density {stats["density"]:.4f}, ITOP {stats["itop"]:.4f}' +
             (f', grown survival {survival:.4f}' if survival is not None else ''))
-        runner.logger.debug('PruneGrowHook per-layer swaps (active): ' + ', '.join(
-            f'{n}={v["swapped"]} ({v["active"]}/{v["numel"]})' for n, v in stats['layers'].items()))
+        runner.logger.debug('PruneGrowHook per-layer swaps (active): ' +
+                            ', '.join(f'{n}={v["swapped"]} ({v["active"]}/{v["numel"]})'
+                                      for n, v in stats['layers'].items()))
         if self.debug:
             path = osp.join(runner.work_dir, f'svite_updates_rank{get_rank()}.jsonl')
             with open(path, 'a') as f:
@@ -291,8 +311,10 @@ class PruneGrowHook(Hook):
                     if name in params:
                         params[name].masked_fill_(~mask.to(params[name].device), 0)
             if ctrl.structured:
-                copies = [m for m in ema.modules() if callable(getattr(m, 'structured_units', None))
-                          and getattr(m, 'structured', False)]
+                copies = [
+                    m for m in ema.modules()
+                    if callable(getattr(m, 'structured_units', None)) and getattr(m, 'structured', False)
+                ]
                 for src, dst in zip(ctrl.structured, copies):
                     dst.set_structured_masks(src.head_masks(), src.neuron_masks())
 

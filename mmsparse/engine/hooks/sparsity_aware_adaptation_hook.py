@@ -119,8 +119,10 @@ class SparsityAwareAdaptationHook(Hook):
         if self.debug:
             path = osp.join(runner.work_dir, f'saa_ratios_rank{get_rank()}.jsonl')
             with open(path, 'a') as f:
-                f.write(json.dumps(dict(iter=runner.iter, genes=self.last_genes,
-                                        ratios=self.last_ratios, macs=macs)) + '\n')
+                f.write(
+                    json.dumps(
+                        dict(iter=runner.iter, genes=self.last_genes, ratios=self.last_ratios, macs=macs)) +
+                    '\n')
 
     def before_val_epoch(self, runner) -> None:
         self._setup(runner)

@@ -78,12 +78,34 @@ class EvolutionSearchLoop(BaseLoop):
             Latency LUTs are measured before compiling, on the eager backbone. Default False.
     """
 
-    def __init__(self, runner, dataloader, evaluator, score_key=None, population=100, parents=25,
-                 num_mutation=None, num_crossover=None, mutation_prob=0.1, generations=20,
-                 max_candidates=10000, constraint=None, input_shape=(672, 672), val_subset=None, seed=0,
-                 choices=DEFAULT_CHOICES, fixed=None, depths=None, rejoin_repeats=True, max_tries=1000,
-                 report_references=True, resume=False, base_config=None, finetune_name=None,
-                 finetune=None, fp16=False, compile=False):
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 evaluator,
+                 score_key=None,
+                 population=100,
+                 parents=25,
+                 num_mutation=None,
+                 num_crossover=None,
+                 mutation_prob=0.1,
+                 generations=20,
+                 max_candidates=10000,
+                 constraint=None,
+                 input_shape=(672, 672),
+                 val_subset=None,
+                 seed=0,
+                 choices=DEFAULT_CHOICES,
+                 fixed=None,
+                 depths=None,
+                 rejoin_repeats=True,
+                 max_tries=1000,
+                 report_references=True,
+                 resume=False,
+                 base_config=None,
+                 finetune_name=None,
+                 finetune=None,
+                 fp16=False,
+                 compile=False):
         if not score_key:
             raise ValueError("score_key must name the metric to maximise, e.g. 'coco/bbox_mAP'")
         if val_subset is not None:
@@ -119,12 +141,24 @@ class EvolutionSearchLoop(BaseLoop):
         self._bar = None
         self._pending_log = None  # the generation summary, logged once its progress bar is complete
         self.search = EvolutionSearch(
-            self.space, self._fitness, self._check, population=population, parents=parents,
-            num_mutation=num_mutation, num_crossover=num_crossover, mutation_prob=mutation_prob,
-            max_candidates=max_candidates, max_generations=generations, max_tries=max_tries,
-            seed=seed, rejoin_repeats=rejoin_repeats, constraint_desc=self._constraint_desc(),
-            broadcast_fn=self._broadcast, candidate_callback=self._after_candidate,
-            generation_callback=self._after_generation, fingerprint=self._fingerprint())
+            self.space,
+            self._fitness,
+            self._check,
+            population=population,
+            parents=parents,
+            num_mutation=num_mutation,
+            num_crossover=num_crossover,
+            mutation_prob=mutation_prob,
+            max_candidates=max_candidates,
+            max_generations=generations,
+            max_tries=max_tries,
+            seed=seed,
+            rejoin_repeats=rejoin_repeats,
+            constraint_desc=self._constraint_desc(),
+            broadcast_fn=self._broadcast,
+            candidate_callback=self._after_candidate,
+            generation_callback=self._after_generation,
+            fingerprint=self._fingerprint())
 
     # ------------------------------------------------------------------ mmengine loop interface
     @property
@@ -149,10 +183,15 @@ class EvolutionSearchLoop(BaseLoop):
 
     def _fingerprint(self):
         """What cached feasibility/fitness depend on besides the genes: a resume must not change it."""
-        return json.loads(json.dumps(dict(constraint=self.constraint.fingerprint(),
-                                          input_shape=self.input_shape,
-                                          score_key=self.score_key, val_subset=self.val_subset,
-                                          num_samples=len(self.dataloader.dataset)), default=str))
+        return json.loads(
+            json.dumps(
+                dict(
+                    constraint=self.constraint.fingerprint(),
+                    input_shape=self.input_shape,
+                    score_key=self.score_key,
+                    val_subset=self.val_subset,
+                    num_samples=len(self.dataloader.dataset)),
+                default=str))
 
     def _backbone_depths(self):
         depths = None
@@ -199,11 +238,11 @@ class EvolutionSearchLoop(BaseLoop):
     def _build_cost_fns(self):
         c, backbone = self.constraint, self.targets[0][1]
         if c.kind == 'macs' or c.cost_fn is not None:
-            self._cost_fn = c.cost_fn or build_macs_fn(backbone, self.input_shape, c.batch,
-                                                       c.cost_kwargs)
+            self._cost_fn = c.cost_fn or build_macs_fn(backbone, self.input_shape, c.batch, c.cost_kwargs)
         if c.kind == 'latency':
-            self._latency_fn, self.lut_errors = build_latency_fn(
-                backbone, c, self.input_shape, self._device(), self.runner.work_dir, self.space)
+            self._latency_fn, self.lut_errors = build_latency_fn(backbone, c, self.input_shape,
+                                                                 self._device(), self.runner.work_dir,
+                                                                 self.space)
 
     def _check(self, genes):
         """``(feasible, values)``: MACs (G) and/or latency (ms) against the configured window."""
@@ -233,8 +272,7 @@ class EvolutionSearchLoop(BaseLoop):
 
     def _save_state(self):
         if is_main_process():
-            state = dict(version=STATE_VERSION, search=self.search.state_dict(),
-                         references=self.references)
+            state = dict(version=STATE_VERSION, search=self.search.state_dict(), references=self.references)
             atomic_write(self.state_path, json.dumps(state), mode='w')
 
     def _load_state(self):
@@ -304,16 +342,20 @@ class EvolutionSearchLoop(BaseLoop):
                 'candidate it evaluated); the old file is left untouched.')
         if self.resume and osp.isfile(self.state_path):
             self._load_state()
-            print_log(f'resumed the search from {self.state_path} at candidate '
-                      f'{self.search.num_candidates}, generation {self.search.generation}', logger='current')
+            print_log(
+                f'resumed the search from {self.state_path} at candidate '
+                f'{self.search.num_candidates}, generation {self.search.generation}',
+                logger='current')
         elif self.resume:
             print_log(f'--resume: no {self.state_path} yet, starting a new search', logger='current')
         if is_main_process():  # the log always equals the state's history, also after a kill
             atomic_write(self.history_path, ''.join(json.dumps(r) + '\n' for r in self.search.history))
         if self.report_references:
             self._evaluate_references()
-        print_log(f'evolution search: {self.space.size()} configurations, constraint '
-                  f'{self._constraint_desc()}, score {self.score_key}', logger='current')
+        print_log(
+            f'evolution search: {self.space.size()} configurations, constraint '
+            f'{self._constraint_desc()}, score {self.score_key}',
+            logger='current')
         self.search.run()
         best = self.search.best
         if best is None:
@@ -336,16 +378,18 @@ class EvolutionSearchLoop(BaseLoop):
             fitness = self._fitness(genes)
             self.references[name] = dict(genes=genes, feasible=feasible, constraints=values, fitness=fitness)
             self._save_state()  # a kill after this reference does not evaluate it again
-            print_log(f'reference {name}: {self.score_key} {fitness:.4f} at {self._values_text(values)}'
-                      f'{"" if feasible else " (outside the constraint)"}', logger='current')
+            print_log(
+                f'reference {name}: {self.score_key} {fitness:.4f} at {self._values_text(values)}'
+                f'{"" if feasible else " (outside the constraint)"}',
+                logger='current')
 
     def _base_custom_hooks(self, base):
         """``custom_hooks`` of the config the fine-tune config inherits (the run's as a fallback)."""
         try:
             return Config.fromfile(base).get('custom_hooks', None)
         except Exception as e:  # noqa: BLE001  (a config we cannot parse: say so, use the run's)
-            print_log(f'could not read custom_hooks from {base} ({e}); using the running config',
-                      logger='current')
+            print_log(
+                f'could not read custom_hooks from {base} ({e}); using the running config', logger='current')
             return self.runner.cfg.get('custom_hooks', None)
 
     def _config_paths(self):
@@ -353,8 +397,10 @@ class EvolutionSearchLoop(BaseLoop):
         paths = []
         for name, _ in self.targets:
             if any(part.isdigit() for part in name.split('.')):
-                print_log(f'{name} sits in a module list, which a config cannot address: set its ratios '
-                          'in the fine-tune config by hand', logger='current')
+                print_log(
+                    f'{name} sits in a module list, which a config cannot address: set its ratios '
+                    'in the fine-tune config by hand',
+                    logger='current')
                 continue
             paths.append(name)
         return paths
@@ -362,30 +408,47 @@ class EvolutionSearchLoop(BaseLoop):
     def _write_outputs(self, best):
         work_dir = self.runner.work_dir
         block_ratios = self.space.to_block_ratios(best['genes'])
-        write_best(osp.join(work_dir, 'best_ratios.json'), best, block_ratios, self.score_key,
-                   self.references, self.space.describe(), lut_errors=self.lut_errors)
-        plot_pareto(osp.join(work_dir, 'pareto.png'), self.search.history, self.constraint.kind,
-                    self.score_key, self.references)
+        write_best(
+            osp.join(work_dir, 'best_ratios.json'),
+            best,
+            block_ratios,
+            self.score_key,
+            self.references,
+            self.space.describe(),
+            lut_errors=self.lut_errors)
+        plot_pareto(
+            osp.join(work_dir, 'pareto.png'), self.search.history, self.constraint.kind, self.score_key,
+            self.references)
         base = self.base_config or getattr(self.runner.cfg, 'filename', None)
         if not base or not osp.isfile(base):
-            print_log('no config file to inherit (pass base_config=): the fine-tune config was not '
-                      'written', logger='current')
+            print_log(
+                'no config file to inherit (pass base_config=): the fine-tune config was not '
+                'written',
+                logger='current')
             return
         c = self.constraint
         name = self.finetune_name or (f'{osp.splitext(osp.basename(base))[0]}_{c.kind}'
                                       f'{"" if c.max is None else format(c.max, "g")}')
         hooks = self._base_custom_hooks(base)
         if hooks is not None:  # fine-tuning keeps the ratios fixed: drop the sampling hook
-            hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in hooks
-                     if 'SparsityAwareAdaptationHook' not in str(h.get('type', ''))]
+            hooks = [
+                h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in hooks
+                if 'SparsityAwareAdaptationHook' not in str(h.get('type', ''))
+            ]
         text = finetune_config_text(
-            osp.abspath(base), self._config_paths(), block_ratios, hooks, self.finetune,
+            osp.abspath(base),
+            self._config_paths(),
+            block_ratios,
+            hooks,
+            self.finetune,
             header=f'# found by EvolutionSearchLoop: {self.score_key} {best["fitness"]:.4f} at '
             f'{self._values_text(best["constraints"])}; genes {json.dumps(best["genes"])}')
         path = osp.join(work_dir, f'finetune_{name}.py')
         atomic_write(path, text)
-        print_log(f'best ratios {block_ratios} written to {work_dir} (best_ratios.json, pareto.png, '
-                  f'{osp.basename(path)})', logger='current')
+        print_log(
+            f'best ratios {block_ratios} written to {work_dir} (best_ratios.json, pareto.png, '
+            f'{osp.basename(path)})',
+            logger='current')
 
 
 def _check_compile(compile):

@@ -34,13 +34,28 @@ class SearchConstraint:
     ``lut_fit`` (random configurations the table is fitted to, 0 or >= 4), ``validate`` (configurations
     timed directly to rate the table) and ``validate_seed``.
     """
-    DEFAULTS = dict(kind='macs', max=None, min=None, batch=1, cost_fn=None, cost_kwargs=None,
-                    direct=False, lut=None, device_name=None, build_lut=True, warmup=200, iters=300,
-                    lut_warmup=None, lut_iters=None, lut_rounds=3, lut_fit=16, validate=0,
-                    validate_seed=12345)
+    DEFAULTS = dict(
+        kind='macs',
+        max=None,
+        min=None,
+        batch=1,
+        cost_fn=None,
+        cost_kwargs=None,
+        direct=False,
+        lut=None,
+        device_name=None,
+        build_lut=True,
+        warmup=200,
+        iters=300,
+        lut_warmup=None,
+        lut_iters=None,
+        lut_rounds=3,
+        lut_fit=16,
+        validate=0,
+        validate_seed=12345)
     # settings that change how a latency table is measured or rated, not what a candidate costs
-    _NOT_IN_FINGERPRINT = ('cost_fn', 'validate', 'validate_seed', 'build_lut', 'lut_warmup',
-                           'lut_iters', 'lut_rounds', 'lut_fit')
+    _NOT_IN_FINGERPRINT = ('cost_fn', 'validate', 'validate_seed', 'build_lut', 'lut_warmup', 'lut_iters',
+                           'lut_rounds', 'lut_fit')
 
     def __init__(self, constraint=None):
         if isinstance(constraint, SearchConstraint):
@@ -98,11 +113,12 @@ def swin_cost_kwargs(backbone):
     kwargs = dict(depths=tuple(len(s) for s in backbone.get_pruning_ratios()))
     try:
         proj = backbone.patch_embed.projection
-        kwargs.update(embed_dims=proj.out_channels, patch_size=proj.kernel_size[0],
-                      in_channels=proj.in_channels)
+        kwargs.update(
+            embed_dims=proj.out_channels, patch_size=proj.kernel_size[0], in_channels=proj.in_channels)
         block = backbone.stages[0].blocks[0]
-        kwargs.update(window_size=block.attn.w_msa.window_size[0],
-                      mlp_ratio=block.ffn.feedforward_channels / proj.out_channels)
+        kwargs.update(
+            window_size=block.attn.w_msa.window_size[0],
+            mlp_ratio=block.ffn.feedforward_channels / proj.out_channels)
         kwargs['out_indices'] = tuple(backbone.out_indices)
     except (AttributeError, IndexError, TypeError):
         pass
@@ -145,19 +161,23 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
         if is_main_process():
             lut.save(path)
         dense_ms = lut.estimate([[0.0] * d for d in lut.depths])
-        print_log(f'latency LUT for {lut.key} measured (dense {dense_ms:.3f} ms; fit {lut.fit_report}) '
-                  f'and saved to {path}', logger='current')
+        print_log(
+            f'latency LUT for {lut.key} measured (dense {dense_ms:.3f} ms; fit {lut.fit_report}) '
+            f'and saved to {path}',
+            logger='current')
     if lut is None:
         raise InputNotFoundError(f'no latency LUT for {LatencyLUT.make_key(dev, input_shape, batch)} in '
-                                f'{path} (build_lut=False): measure one, or set constraint.direct=True')
+                                 f'{path} (build_lut=False): measure one, or set constraint.direct=True')
     errors = None
     if c.validate:
         rng = np.random.default_rng(int(c.validate_seed))  # not the search RNG
         configs = space.sample_block_ratios(rng, int(c.validate))
         errors = lut.relative_errors(configs, direct)
-        print_log(f'latency LUT vs direct timing on {len(configs)} configurations: relative errors '
-                  f'{[round(e, 4) for e in errors]}, max |error| {max(abs(e) for e in errors):.2%} '
-                  '(target <= 5 %)', logger='current')
+        print_log(
+            f'latency LUT vs direct timing on {len(configs)} configurations: relative errors '
+            f'{[round(e, 4) for e in errors]}, max |error| {max(abs(e) for e in errors):.2%} '
+            '(target <= 5 %)',
+            logger='current')
     return lut.estimate, errors
 
 
@@ -182,8 +202,18 @@ def _measure_lut(backbone, c, input_shape, device, dev, space):
             bars[0].update()
 
         fit_configs = space.sample_block_ratios(np.random.default_rng(54321), int(c.lut_fit))
-        return measure_swin_lut(backbone, input_shape, space.choices, batch, device, warmup, iters, dev,
-                                int(c.lut_rounds), progress, fit_configs=fit_configs)
+        return measure_swin_lut(
+            backbone,
+            input_shape,
+            space.choices,
+            batch,
+            device,
+            warmup,
+            iters,
+            dev,
+            int(c.lut_rounds),
+            progress,
+            fit_configs=fit_configs)
     from mmsparse.sparsity.cost import swin_macs_breakdown
     kwargs = swin_cost_kwargs(backbone)
     num_windows = swin_macs_breakdown(tuple(input_shape), None, **kwargs)['num_windows']

@@ -27,9 +27,16 @@ def atomic_write(path, data, mode='w'):
 
 def write_best(path, best, block_ratios, score_key, references, space_desc, lut_errors=None):
     """``best_ratios.json``: the best configuration as genes and as per-block lists."""
-    out = dict(score_key=score_key, fitness=best['fitness'], genes=best['genes'],
-               pruning_ratios=block_ratios, constraints=best['constraints'], candidate=best['index'],
-               generation=best['generation'], references=references, space=space_desc)
+    out = dict(
+        score_key=score_key,
+        fitness=best['fitness'],
+        genes=best['genes'],
+        pruning_ratios=block_ratios,
+        constraints=best['constraints'],
+        candidate=best['index'],
+        generation=best['generation'],
+        references=references,
+        space=space_desc)
     if lut_errors is not None:  # LUT estimate vs direct timing, relative
         out['lut_relative_errors'] = lut_errors
     atomic_write(path, json.dumps(out, indent=2))
@@ -53,16 +60,21 @@ def plot_pareto(path, history, cost_key, score_key, references=None):
         gens.append(r['generation'])
     fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
     if pts:
-        sc = ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=gens, cmap='viridis', s=12,
-                        alpha=0.8)
+        sc = ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=gens, cmap='viridis', s=12, alpha=0.8)
         fig.colorbar(sc, ax=ax, label='generation')
         front = [pts[i] for i in pareto_front(pts)]
-        ax.step([p[0] for p in front], [p[1] for p in front], where='post', color='red', lw=1.5,
+        ax.step([p[0] for p in front], [p[1] for p in front],
+                where='post',
+                color='red',
+                lw=1.5,
                 label='Pareto front')
     for name, ref in (references or {}).items():
         if ref.get('fitness') is not None and cost_key in ref['constraints']:
-            ax.scatter([ref['constraints'][cost_key]], [ref['fitness']], marker='*', s=120,
-                       label=name, zorder=3)
+            ax.scatter([ref['constraints'][cost_key]], [ref['fitness']],
+                       marker='*',
+                       s=120,
+                       label=name,
+                       zorder=3)
     ax.set_xlabel(dict(macs='backbone MACs (G)', latency='latency (ms)').get(cost_key, cost_key))
     ax.set_ylabel(score_key)
     ax.set_title(f'evolution search: {len(pts)} distinct feasible candidates')
@@ -82,7 +94,11 @@ def _nested(path, value):
     return out
 
 
-def finetune_config_text(base_config, backbone_paths, block_ratios, custom_hooks=None, overrides=None,
+def finetune_config_text(base_config,
+                         backbone_paths,
+                         block_ratios,
+                         custom_hooks=None,
+                         overrides=None,
                          header=''):
     """Text of a config that inherits ``base_config`` and fixes ``block_ratios`` on every backbone.
 
@@ -98,8 +114,10 @@ def finetune_config_text(base_config, backbone_paths, block_ratios, custom_hooks
     model = {}
     for p in backbone_paths:
         _merge(model, _nested(p, dict(pruning_ratios=block_ratios)))
-    lines = [header.rstrip(), f'_base_ = [{base_config!r}]', '',
-             f'model = {pprint.pformat(model, width=100, sort_dicts=False)}']
+    lines = [
+        header.rstrip(), f'_base_ = [{base_config!r}]', '',
+        f'model = {pprint.pformat(model, width=100, sort_dicts=False)}'
+    ]
     if custom_hooks is not None:
         lines.append(f'custom_hooks = {pprint.pformat(custom_hooks, width=100, sort_dicts=False)}')
     for key, value in (overrides or {}).items():

@@ -29,7 +29,8 @@ class GraphKey(NamedTuple):
     autocast: Optional[torch.dtype]  # the autocast dtype, or None outside autocast
 
 
-def capture_cuda_graph(fn: Callable, static_input: torch.Tensor,
+def capture_cuda_graph(fn: Callable,
+                       static_input: torch.Tensor,
                        warmup_iters: int = 3) -> Tuple[Callable[[], None], tuple]:
     """Record ``fn(static_input)`` into a ``torch.cuda.CUDAGraph``.
 
@@ -77,8 +78,12 @@ class CUDAGraphForward(nn.Module):
         captures: graphs recorded so far; eager_calls: calls that ran the module eagerly.
     """
 
-    def __init__(self, module: nn.Module, max_graphs: int = 4, warmup_iters: int = 3,
-                 clone_outputs: bool = True, capture: Optional[CaptureFn] = None,
+    def __init__(self,
+                 module: nn.Module,
+                 max_graphs: int = 4,
+                 warmup_iters: int = 3,
+                 clone_outputs: bool = True,
+                 capture: Optional[CaptureFn] = None,
                  device_types: Sequence[str] = ('cuda', )):
         super().__init__()
         if int(max_graphs) < 1:

@@ -27,7 +27,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmsparse.registry import MODELS
 from mmsparse.sparsity.erk import check_density
 from mmsparse.sparsity.importance import (HeadScoreCapture, apply_head_mask, apply_neuron_mask,
-                                          head_proj_cols, head_qkv_rows, head_row_mask)
+                                          head_proj_cols, head_qkv_rows)
 from mmsparse.sparsity.masks import sample_unit_mask
 from mmsparse.sparsity.token_selection import check_keep_ratio
 from ..layers.deit_layers import SparseEncoderLayer, TokenSelector
@@ -72,8 +72,11 @@ def _check_structured(cfg: Optional[dict], num_heads: int, hidden: int) -> Optio
         neurons = int(math.floor(hidden * dens))
         if neurons < 1:
             raise ValueError(f'`structured.mlp_density` keeps 0 of {hidden} neurons')
-    return dict(heads_kept=heads, neurons_kept=neurons,
-                mask_qkv_bias=bool(cfg.get('mask_qkv_bias', True)), seed=int(cfg.get('seed', 0)))
+    return dict(
+        heads_kept=heads,
+        neurons_kept=neurons,
+        mask_qkv_bias=bool(cfg.get('mask_qkv_bias', True)),
+        seed=int(cfg.get('seed', 0)))
 
 
 def _check_selector(cfg: Optional[dict], total_tokens: int, num_extra: int, num_layers: int,
@@ -143,9 +146,11 @@ class SparseDeiT(VisionTransformer):
         # the parent builds mmpretrain layers that we replace below; it must not see our extra
         # layer keys (head_dims) its TransformerEncoderLayer does not take
         super().__init__(**init_args, layer_cfgs=dict())
-        self._init_args = dict(init_args, layer_cfgs=copy.deepcopy(layer_cfgs),
-                               structured=copy.deepcopy(structured),
-                               token_selector=copy.deepcopy(token_selector))
+        self._init_args = dict(
+            init_args,
+            layer_cfgs=copy.deepcopy(layer_cfgs),
+            structured=copy.deepcopy(structured),
+            token_selector=copy.deepcopy(token_selector))
         self._build_layers(layer_cfgs, init_args)
         self.layer_cfgs = copy.deepcopy(layer_cfgs)
 
@@ -157,8 +162,11 @@ class SparseDeiT(VisionTransformer):
         if self.selector_cfg is not None:
             c = self.selector_cfg
             self.token_selector = TokenSelector(
-                self.embed_dims, self.num_extra_tokens, num_tokens=c.get('num_tokens'),
-                keep_ratio=c.get('keep_ratio'), train_drop=c['train_drop'],
+                self.embed_dims,
+                self.num_extra_tokens,
+                num_tokens=c.get('num_tokens'),
+                keep_ratio=c.get('keep_ratio'),
+                train_drop=c['train_drop'],
                 eval_noise=c['eval_noise'])
         else:
             self.token_selector = None
@@ -204,8 +212,8 @@ class SparseDeiT(VisionTransformer):
         # mask buffers: the missing buffers keep their current values)
         self.register_load_state_dict_post_hook(_reapply_masks)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
         if self.structured_cfg is not None:
             for i, layer in enumerate(self.layers):
                 for key, buf in ((f'{prefix}layers.{i}.attn.head_mask', layer.attn.head_mask),
@@ -245,8 +253,7 @@ class SparseDeiT(VisionTransformer):
         """Per block (F,) bool MLP-neuron masks (the live buffers)."""
         return [layer.neuron_mask for layer in self.layers]
 
-    def set_structured_masks(self, head_masks: List[torch.Tensor],
-                             neuron_masks: List[torch.Tensor]) -> None:
+    def set_structured_masks(self, head_masks: List[torch.Tensor], neuron_masks: List[torch.Tensor]) -> None:
         """Replace all unit masks (counts must be unchanged) and zero the owned slices."""
         for layer, hm, nm in zip(self.layers, head_masks, neuron_masks):
             if hm.shape != layer.attn.head_mask.shape or nm.shape != layer.neuron_mask.shape:
@@ -257,10 +264,17 @@ class SparseDeiT(VisionTransformer):
 
     def structured_units(self) -> List[Dict]:
         """Per block: the modules a structured prune-and-grow step reads and writes."""
-        return [dict(qkv=layer.attn.qkv, proj=layer.attn.proj, fc1=layer.fc1, fc2=layer.fc2,
-                     num_heads=layer.attn.num_heads, head_dims=layer.attn.head_dims,
-                     head_mask=getattr(layer.attn, 'head_mask', None),
-                     neuron_mask=getattr(layer, 'neuron_mask', None)) for layer in self.layers]
+        return [
+            dict(
+                qkv=layer.attn.qkv,
+                proj=layer.attn.proj,
+                fc1=layer.fc1,
+                fc2=layer.fc2,
+                num_heads=layer.attn.num_heads,
+                head_dims=layer.attn.head_dims,
+                head_mask=getattr(layer.attn, 'head_mask', None),
+                neuron_mask=getattr(layer, 'neuron_mask', None)) for layer in self.layers
+        ]
 
     def head_score_captures(self) -> List[HeadScoreCapture]:
         """Per block :class:`HeadScoreCapture` on ``attn.proj`` (created once, disarmed)."""
@@ -298,14 +312,13 @@ class SparseDeiT(VisionTransformer):
         head_masks, neuron_masks = self.infer_structured_masks()
         mask_bias = True if self.structured_cfg is None else self.structured_cfg['mask_qkv_bias']
         layer_cfgs = []
-        base = self.layer_cfgs if isinstance(self.layer_cfgs, list) else [self.layer_cfgs] * len(
-            self.layers)
+        base = self.layer_cfgs if isinstance(self.layer_cfgs, list) else [self.layer_cfgs] * len(self.layers)
         for layer, hm, nm, b in zip(self.layers, head_masks, neuron_masks, base):
             if not hm.any() or not nm.any():
                 raise ValueError('a block with no active head or neuron cannot be exported')
             cfg = dict(b)
-            cfg.update(num_heads=int(hm.sum()), feedforward_channels=int(nm.sum()),
-                       head_dims=layer.attn.head_dims)
+            cfg.update(
+                num_heads=int(hm.sum()), feedforward_channels=int(nm.sum()), head_dims=layer.attn.head_dims)
             layer_cfgs.append(cfg)
         cfg = copy.deepcopy(self._init_args)
         cfg.pop('structured', None)
@@ -334,8 +347,7 @@ class SparseDeiT(VisionTransformer):
                 # a removed head with its bias left outputs v_bias for every token (uniform
                 # attention over equal values): fold W_proj[:, cols_h] v_bias_h into the proj bias
                 dead = (~hm).nonzero().flatten()
-                v_rows = head_qkv_rows(dead, a.num_heads, a.head_dims)[2 * dead.numel() *
-                                                                        a.head_dims:]
+                v_rows = head_qkv_rows(dead, a.num_heads, a.head_dims)[2 * dead.numel() * a.head_dims:]
                 dead_cols = head_proj_cols(dead, a.head_dims)
                 proj_bias += a.proj.weight[:, dead_cols] @ a.qkv.bias[v_rows]
             new[pre + 'attn.proj.bias'] = proj_bias

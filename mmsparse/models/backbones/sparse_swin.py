@@ -135,8 +135,8 @@ class SparseSwin(SwinTransformer):
         inputs = []
         for i, stage in enumerate(self.stages):
             inputs.append((x, hw_shape))
-            x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i],
-                                     self.window_options, self._geometry_cache)
+            x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i], self.window_options,
+                                     self._geometry_cache)
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return inputs
@@ -152,8 +152,8 @@ class SparseSwin(SwinTransformer):
         outs = []
         for i, stage in enumerate(self.stages):
             record = [] if selection is not None else None
-            x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i],
-                                     self.window_options, self._geometry_cache, record)
+            x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i], self.window_options,
+                                     self._geometry_cache, record)
             if selection is not None:
                 selection.append(record)
             out, out_hw_shape = x, hw_shape
@@ -173,8 +173,8 @@ def _save_ratios_hook(module, state_dict, prefix, local_metadata):
     state_dict[prefix + RATIOS_KEY] = torch.tensor(flat, dtype=torch.float64)
 
 
-def _load_ratios_hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
-                      unexpected_keys, error_msgs):
+def _load_ratios_hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                      error_msgs):
     """Pop the optional ratios entry so dense Swin state dicts (without it) and ours both load strictly."""
     flat = state_dict.pop(prefix + RATIOS_KEY, None)
     if flat is None:

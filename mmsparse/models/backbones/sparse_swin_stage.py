@@ -14,13 +14,14 @@ import torch
 import torch.utils.checkpoint as cp
 
 from mmsparse.sparsity.window_selection import (first_pruned_block, flat_token_index, num_kept_windows,
-                                                 shifted_window_mask, stage_geometry, token_index,
-                                                 token_scores, top_windows, window_scores)
-from .swin_window_ops import (block_on_windows, dense_block_inference, pad_fill_value,
-                              relative_position_bias)
+                                                shifted_window_mask, stage_geometry, token_index,
+                                                token_scores, top_windows, window_scores)
+from .swin_window_ops import block_on_windows, dense_block_inference, pad_fill_value, relative_position_bias
 
-__all__ = ['WindowPathOptions', 'sparse_stage_forward', 'GeometryCache', 'WindowPath', 'window_block',
-           'dense_block', 'first_pruned_block']
+__all__ = [
+    'WindowPathOptions', 'sparse_stage_forward', 'GeometryCache', 'WindowPath', 'window_block', 'dense_block',
+    'first_pruned_block'
+]
 
 
 class WindowPathOptions(NamedTuple):
@@ -101,8 +102,8 @@ def dense_block(block: torch.nn.Module, x: torch.Tensor, hw_shape: Tuple[int, in
     mask = None
     if shift > 0:
         # mmdet builds its mask in the default dtype on every call; same values, built once here
-        mask = cache.mask(stage_geometry(hw_shape[0], hw_shape[1], ws), ws, shift, x.device,
-                          torch.get_default_dtype())
+        mask = cache.mask(
+            stage_geometry(hw_shape[0], hw_shape[1], ws), ws, shift, x.device, torch.get_default_dtype())
     bias = relative_position_bias(block.attn.w_msa, cache.bias)
     return dense_block_inference(block, x, hw_shape, bias, mask)
 
@@ -129,8 +130,12 @@ class WindowPath:
             rankings.
     """
 
-    def __init__(self, x: torch.Tensor, hw_shape: Tuple[int, int], window_size: int,
-                 options: WindowPathOptions, cache: GeometryCache,
+    def __init__(self,
+                 x: torch.Tensor,
+                 hw_shape: Tuple[int, int],
+                 window_size: int,
+                 options: WindowPathOptions,
+                 cache: GeometryCache,
                  max_keep: Optional[Dict[int, int]] = None):
         self.batch, _, self.channels = x.shape
         self.hw_shape = hw_shape
@@ -142,8 +147,8 @@ class WindowPath:
         self.tokens_per_image = geo.padded_height * geo.padded_width
         self.token_sq = token_scores(x, options.score_mode)
         if geo.padded:
-            buf = torch.nn.functional.pad(x.view(self.batch, h, w, self.channels),
-                                          (0, 0, 0, geo.pad_r, 0, geo.pad_b))
+            buf = torch.nn.functional.pad(
+                x.view(self.batch, h, w, self.channels), (0, 0, 0, geo.pad_r, 0, geo.pad_b))
             self.buf = buf.view(self.batch * self.tokens_per_image, self.channels)
             self.valid_map = cache.valid(geo, x.device)
         else:
@@ -192,8 +197,8 @@ def window_block(block: torch.nn.Module, path: WindowPath, k: int) -> torch.Tens
     flat = flat_token_index(kept, index, path.tokens_per_image)
     mask = None
     if shift > 0:
-        mask = cache.mask(path.geo, path.window_size, shift, device, path.buf.dtype).index_select(
-            0, kept.reshape(-1))
+        mask = cache.mask(path.geo, path.window_size, shift, device,
+                          path.buf.dtype).index_select(0, kept.reshape(-1))
     valid = fill = None
     if path.valid_map is not None:
         valid = path.valid_map[index[kept]].view(-1, 1)
@@ -201,8 +206,9 @@ def window_block(block: torch.nn.Module, path: WindowPath, k: int) -> torch.Tens
     bias = relative_position_bias(block.attn.w_msa, cache.bias)  # cached only without grad
     xs = path.buf.index_select(0, flat)
     # the fused kernel is an inference path: no gradient, no attention dropout
-    fused = (options.fused_attention and not torch.is_grad_enabled()
-             and not (block.training and block.attn.w_msa.attn_drop.p > 0))
+    fused = (
+        options.fused_attention and not torch.is_grad_enabled()
+        and not (block.training and block.attn.w_msa.attn_drop.p > 0))
     if block.with_cp and xs.requires_grad:
         z = cp.checkpoint(
             block_on_windows, block, xs, path.batch, bias, mask, valid, fill, use_reentrant=False)
@@ -243,10 +249,11 @@ def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
     if bstar is None:
         return x
     num_windows = stage_geometry(hw_shape[0], hw_shape[1], blocks[0].attn.window_size).num_windows
-    keep = [num_kept_windows(num_windows, ratios[i], options.keep_rounding, options.min_keep)
-            for i in range(len(blocks))]
-    max_keep = {blocks[i].attn.shift_size: max(keep[i::2]) for i in (bstar, bstar + 1)
-                if i < len(blocks)}
+    keep = [
+        num_kept_windows(num_windows, ratios[i], options.keep_rounding, options.min_keep)
+        for i in range(len(blocks))
+    ]
+    max_keep = {blocks[i].attn.shift_size: max(keep[i::2]) for i in (bstar, bstar + 1) if i < len(blocks)}
     path = WindowPath(x, hw_shape, blocks[0].attn.window_size, options, cache, max_keep)
     for i in range(bstar, len(blocks)):
         kept = window_block(blocks[i], path, keep[i])

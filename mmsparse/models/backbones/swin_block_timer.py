@@ -32,9 +32,15 @@ class SwinBlockTimer(BlockTimer):
             the LUT's additivity exactly checkable.
     """
 
-    def __init__(self, backbone: torch.nn.Module, input_shape: Sequence[int], batch: int = 1,
-                 device=None, warmup: int = 200, iters: int = 300,
-                 measure: Optional[Callable[[Callable], float]] = None, chunk: int = 10):
+    def __init__(self,
+                 backbone: torch.nn.Module,
+                 input_shape: Sequence[int],
+                 batch: int = 1,
+                 device=None,
+                 warmup: int = 200,
+                 iters: int = 300,
+                 measure: Optional[Callable[[Callable], float]] = None,
+                 chunk: int = 10):
         self.backbone = backbone.eval()
         self.device = torch.device(device or 'cpu')
         if measure is None:
@@ -91,11 +97,19 @@ class SwinBlockTimer(BlockTimer):
             return self._time(lambda: self.backbone(self.images), self.measure_whole)
 
 
-def measure_swin_lut(backbone: torch.nn.Module, input_shape: Sequence[int], choices: Sequence[float],
-                     batch: int = 1, device=None, warmup: int = 200, iters: int = 300,
-                     device_label: Optional[str] = None, rounds: int = 1, progress=None,
+def measure_swin_lut(backbone: torch.nn.Module,
+                     input_shape: Sequence[int],
+                     choices: Sequence[float],
+                     batch: int = 1,
+                     device=None,
+                     warmup: int = 200,
+                     iters: int = 300,
+                     device_label: Optional[str] = None,
+                     rounds: int = 1,
+                     progress=None,
                      measure: Optional[Callable[[Callable], float]] = None,
-                     chunk: int = 10, fit_configs: Optional[list] = None) -> LatencyLUT:
+                     chunk: int = 10,
+                     fit_configs: Optional[list] = None) -> LatencyLUT:
     """``LatencyLUT.measure`` of a ``SparseSwin`` through its :class:`SwinBlockTimer`.
 
     Args:
@@ -112,16 +126,20 @@ def measure_swin_lut(backbone: torch.nn.Module, input_shape: Sequence[int], choi
     """
     timer = SwinBlockTimer(backbone, input_shape, batch, device, warmup, iters, measure, chunk)
     options = backbone.window_options
-    meta = dict(device=device_label or device_name(device), shape=[int(v) for v in input_shape],
-                batch=int(batch))
-    lut = LatencyLUT.measure(timer, timer.num_windows, backbone.depths, choices, meta,
-                             options.keep_rounding, options.min_keep, options.force_window_path,
-                             rounds, progress)
+    meta = dict(
+        device=device_label or device_name(device), shape=[int(v) for v in input_shape], batch=int(batch))
+    lut = LatencyLUT.measure(timer, timer.num_windows, backbone.depths, choices, meta, options.keep_rounding,
+                             options.min_keep, options.force_window_path, rounds, progress)
     return lut.fit(timer.whole, fit_configs) if fit_configs else lut
 
 
-def choose_window_attention(backbone: torch.nn.Module, input_shape: Sequence[int], batch: int = 1,
-                            device=None, ratio: float = 0.5, warmup: int = 3, iters: int = 10,
+def choose_window_attention(backbone: torch.nn.Module,
+                            input_shape: Sequence[int],
+                            batch: int = 1,
+                            device=None,
+                            ratio: float = 0.5,
+                            warmup: int = 3,
+                            iters: int = 10,
                             measure: Optional[Callable[[Callable], float]] = None) -> dict:
     """Time the window path's attention both ways on this machine and keep the faster one.
 
@@ -139,9 +157,11 @@ def choose_window_attention(backbone: torch.nn.Module, input_shape: Sequence[int
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f'ratio must be in [0, 1), got {ratio!r}')
     if measure is None:
+
         def measure(fn):
             samples = time_fn(fn, warmup, iters, torch.device(device or 'cpu'))
             return sorted(samples)[len(samples) // 2]
+
     options = backbone.window_options
     timer = SwinBlockTimer(backbone, input_shape, batch, device, measure=measure)
     totals = {}
@@ -154,5 +174,7 @@ def choose_window_attention(backbone: torch.nn.Module, input_shape: Sequence[int
                 total += timer.window_block(stage, block, k)
         totals[fused] = total
     backbone.window_options = options._replace(fused_attention=totals[True] <= totals[False])
-    return dict(fused_ms=totals[True], unfused_ms=totals[False],
-                fused_attention=backbone.window_options.fused_attention)
+    return dict(
+        fused_ms=totals[True],
+        unfused_ms=totals[False],
+        fused_attention=backbone.window_options.fused_attention)

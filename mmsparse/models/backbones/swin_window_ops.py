@@ -26,8 +26,9 @@ def relative_position_bias(w_msa: nn.Module, cache: Optional[dict] = None) -> to
     gather of a ``(2ws-1)**2``-row table is one small kernel in the compiled graph.
     """
     table = w_msa.relative_position_bias_table
-    use_cache = (cache is not None and not (torch.is_grad_enabled() and table.requires_grad)
-                 and not torch.compiler.is_compiling())
+    use_cache = (
+        cache is not None and not (torch.is_grad_enabled() and table.requires_grad)
+        and not torch.compiler.is_compiling())
     if use_cache:
         key = (id(w_msa), table.data_ptr(), table._version, table.dtype, table.device)
         hit = cache.get(key)
@@ -44,8 +45,11 @@ def relative_position_bias(w_msa: nn.Module, cache: Optional[dict] = None) -> to
     return bias
 
 
-def window_attention(w_msa: nn.Module, x: torch.Tensor, bias: torch.Tensor,
-                     mask: Optional[torch.Tensor] = None, fused: bool = False) -> torch.Tensor:
+def window_attention(w_msa: nn.Module,
+                     x: torch.Tensor,
+                     bias: torch.Tensor,
+                     mask: Optional[torch.Tensor] = None,
+                     fused: bool = False) -> torch.Tensor:
     """(S)W-MSA inside each window, with mmdet ``WindowMSA``'s op order.
 
     Args:
@@ -67,8 +71,8 @@ def window_attention(w_msa: nn.Module, x: torch.Tensor, bias: torch.Tensor,
     q, k, v = qkv[0], qkv[1], qkv[2]
     if fused:
         # a stride-0 expanded bias keeps SDPA on its fused CPU kernel; a (heads, N, N) one does not
-        attn_bias = (bias.unsqueeze(0).expand(n, -1, -1, -1) if mask is None else
-                     bias.unsqueeze(0) + mask.unsqueeze(1)).to(q.dtype)  # autocast: match q
+        attn_bias = (bias.unsqueeze(0).expand(n, -1, -1, -1) if mask is None else bias.unsqueeze(0) +
+                     mask.unsqueeze(1)).to(q.dtype)  # autocast: match q
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=w_msa.scale)
         out = out.transpose(1, 2).reshape(n, num_tokens, c)
         return w_msa.proj_drop(w_msa.proj(out))
@@ -83,9 +87,14 @@ def window_attention(w_msa: nn.Module, x: torch.Tensor, bias: torch.Tensor,
     return w_msa.proj_drop(w_msa.proj(out))
 
 
-def block_on_windows(block: nn.Module, xs: torch.Tensor, batch: int, bias: torch.Tensor,
-                     mask: Optional[torch.Tensor] = None, valid: Optional[torch.Tensor] = None,
-                     pad_fill: Optional[torch.Tensor] = None, fused: bool = False) -> torch.Tensor:
+def block_on_windows(block: nn.Module,
+                     xs: torch.Tensor,
+                     batch: int,
+                     bias: torch.Tensor,
+                     mask: Optional[torch.Tensor] = None,
+                     valid: Optional[torch.Tensor] = None,
+                     pad_fill: Optional[torch.Tensor] = None,
+                     fused: bool = False) -> torch.Tensor:
     """A whole Swin block (LN, (S)W-MSA, residual, LN, FFN, residual) on gathered windows.
 
     Args:
@@ -120,7 +129,6 @@ def pad_fill_value(block: nn.Module, pad_mode: str, like: torch.Tensor) -> torch
         return like.new_zeros(())
     # LN of a zero vector is exactly its bias; going through the module keeps any norm type right
     return block.norm1(like.new_zeros(1, like.shape[-1]))[0]
-
 
 
 def dense_block_inference(block: nn.Module, x: torch.Tensor, hw_shape, bias: torch.Tensor,

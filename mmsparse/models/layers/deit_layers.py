@@ -17,8 +17,7 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from mmpretrain.models.utils import LayerScale, build_norm_layer
 
-from mmsparse.sparsity.token_selection import gather_tokens, gumbel_noise, gumbel_topk_st, \
-    topk_indices
+from mmsparse.sparsity.token_selection import gather_tokens, gumbel_noise, gumbel_topk_st, topk_indices
 
 __all__ = ['HeadAttention', 'SparseEncoderLayer', 'TokenSelector']
 
@@ -196,8 +195,7 @@ class TokenSelector(nn.Module):
             return torch.cat([extra, gather_tokens(weighted, idx)], dim=1)
         s = scores
         if self.eval_noise:
-            s = torch.log_softmax(scores.float(), -1) + gumbel_noise(scores.shape,
-                                                                     device=scores.device)
+            s = torch.log_softmax(scores.float(), -1) + gumbel_noise(scores.shape, device=scores.device)
         idx = topk_indices(s, k)
         self.last_indices = idx
         return torch.cat([extra, gather_tokens(patches, idx)], dim=1)

@@ -10,8 +10,8 @@ import torch
 from mmsparse.models.backbones import SparseSwin
 from mmsparse.models.backbones.cuda_graph_backbone import CUDAGraphForward
 
-TINY = dict(embed_dims=16, num_heads=(1, 2), depths=(2, 2), strides=(4, 2), out_indices=(0, 1),
-            drop_path_rate=0.)
+TINY = dict(
+    embed_dims=16, num_heads=(1, 2), depths=(2, 2), strides=(4, 2), out_indices=(0, 1), drop_path_rate=0.)
 
 
 class FakeRecorder:
@@ -38,8 +38,8 @@ def graphed():
     torch.manual_seed(0)
     model = SparseSwin(**TINY, pruning_ratios=[[.5, .5], [0, 0]]).eval()
     recorder = FakeRecorder()
-    return model, recorder, CUDAGraphForward(model, max_graphs=2, warmup_iters=2, capture=recorder,
-                                             device_types=('cpu', ))
+    return model, recorder, CUDAGraphForward(
+        model, max_graphs=2, warmup_iters=2, capture=recorder, device_types=('cpu', ))
 
 
 def images(seed, shape=(72, 72)):

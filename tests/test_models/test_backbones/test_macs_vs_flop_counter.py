@@ -14,8 +14,8 @@ import torch
 from mmsparse.models import SparseSwin
 from mmsparse.sparsity.cost import swin_macs
 from mmsparse.sparsity.flop_count import count_macs
-from mmsparse.sparsity.window_selection import first_pruned_block, stage_geometry, stage_hw
 from mmsparse.sparsity.vit_cost import vit_cost
+from mmsparse.sparsity.window_selection import first_pruned_block, stage_geometry, stage_hw
 
 TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2))
 CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]

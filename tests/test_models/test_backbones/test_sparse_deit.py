@@ -111,8 +111,8 @@ def test_structured_masks_counts_and_zero_slices():
 @pytest.mark.parametrize('mask_qkv_bias', [True, False])
 def test_export_compact_equals_masked(mask_qkv_bias):
     torch.manual_seed(0)
-    model = SparseDeiT(**SMALL, structured=dict(head_density=0.75, mlp_density=0.5,
-                                                 mask_qkv_bias=mask_qkv_bias))
+    model = SparseDeiT(
+        **SMALL, structured=dict(head_density=0.75, mlp_density=0.5, mask_qkv_bias=mask_qkv_bias))
     model.init_weights()
     with torch.no_grad():
         for p in model.parameters():  # non-trivial biases (v bias matters when it is not masked)
@@ -258,8 +258,8 @@ def test_selector_placement_distilled_and_zero_mode():
 
 def test_compact_export_keeps_token_selector():
     torch.manual_seed(0)
-    model = SparseDeiT(**SMALL, structured=dict(heads_kept=3, neurons_kept=200),
-                       token_selector=dict(num_tokens=9))
+    model = SparseDeiT(
+        **SMALL, structured=dict(heads_kept=3, neurons_kept=200), token_selector=dict(num_tokens=9))
     model.init_weights()
     model.eval()
     x = torch.randn(2, 3, 32, 32)
@@ -304,27 +304,29 @@ def test_image_classifier_config_trains_on_toy_imagenet(toy_imagenet, tmp_path):
 
     from tests.tool_runner import REPO_ROOT, run_tool, train_losses
     cfg = tmp_path / 'sparse_deit_toy.py'
-    cfg.write_text(TOY_CONFIG.format(
-        base=osp.join(REPO_ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py')))
+    cfg.write_text(
+        TOY_CONFIG.format(base=osp.join(REPO_ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py')))
     work = str(tmp_path / 'work')
-    run_tool(['train.py', str(cfg), '--work-dir', work, '--cfg-options',
-              f'train_dataloader.dataset.data_root={toy_imagenet}',
-              f'val_dataloader.dataset.data_root={toy_imagenet}',
-              f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_cfg.max_iters=16',
-              'train_cfg.val_interval=16', 'default_hooks.logger.interval=1',
-              'default_hooks.checkpoint.interval=16'])
+    run_tool([
+        'train.py',
+        str(cfg), '--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={toy_imagenet}',
+        f'val_dataloader.dataset.data_root={toy_imagenet}',
+        f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_cfg.max_iters=16',
+        'train_cfg.val_interval=16', 'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=16'
+    ])
     losses = train_losses(work)
     assert sorted(losses) == list(range(1, 17))
     first, last = sum(losses[i] for i in range(1, 5)) / 4, sum(losses[i] for i in range(13, 17)) / 4
     print('toy losses', [round(losses[i], 3) for i in sorted(losses)])
     assert last < first  # 2 epochs of 8 iterations on 128 images: the loss goes down
-    state = torch.load(osp.join(work, 'iter_16.pth'), map_location='cpu',
-                       weights_only=False)['state_dict']
-    ref = VisionTransformer(arch=dict(embed_dims=64, num_layers=2, num_heads=4,
-                                      feedforward_channels=128), img_size=32, patch_size=8)
+    state = torch.load(osp.join(work, 'iter_16.pth'), map_location='cpu', weights_only=False)['state_dict']
+    ref = VisionTransformer(
+        arch=dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128),
+        img_size=32,
+        patch_size=8)
     backbone_keys = {k[len('backbone.'):] for k in state if k.startswith('backbone.')}
-    assert backbone_keys == set(ref.state_dict()) | {'token_selector.scorer.weight',
-                                                     'token_selector.scorer.bias'}
+    assert backbone_keys == set(
+        ref.state_dict()) | {'token_selector.scorer.weight', 'token_selector.scorer.bias'}
     assert state['backbone.token_selector.scorer.weight'].abs().sum() > 0
 
 

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 from mmdet.models.backbones.swin import SwinTransformer as MMDetSwin
 
 from mmsparse.models.backbones import SparseSwin
-from mmsparse.models.backbones.sparse_swin_stage import (GeometryCache, WindowPathOptions,
-                                                         sparse_stage_forward)
+from mmsparse.models.backbones.sparse_swin_stage import GeometryCache, WindowPathOptions, sparse_stage_forward
 from mmsparse.registry import MODELS
 
 CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
@@ -42,9 +41,7 @@ def make_pair(seed=0, **kwargs):
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
-
-_MMDET_ARGS = ('embed_dims', 'num_heads', 'depths', 'drop_path_rate', 'with_cp', 'out_indices',
-               'window_size')
+_MMDET_ARGS = ('embed_dims', 'num_heads', 'depths', 'drop_path_rate', 'with_cp', 'out_indices', 'window_size')
 
 
 def images(shape, batch=1, seed=0):
@@ -62,8 +59,8 @@ def assert_outputs_equal(a, b):
 # ratio 0 == dense, bit for bit (§13.1)
 
 
-@pytest.mark.parametrize('shape,train', [((672, 672), False), ((672, 672), True),
-                                         ((640, 480), False), ((640, 480), True)])
+@pytest.mark.parametrize('shape,train', [((672, 672), False), ((672, 672), True), ((640, 480), False),
+                                         ((640, 480), True)])
 def test_zero_ratios_equal_mmdet_swin_t(shape, train):
     dense, sparse = make_pair(pruning_ratios=[[0, 0], [0, 0], [0] * 6, [0, 0]])
     dense.train(train)
@@ -230,7 +227,7 @@ def check_against_reference(dense, sparse, x, ratios, pad_mode='dense', atol=1e-
 
 
 @pytest.mark.parametrize('pad_mode,fused', [('dense', True), ('reference', True), ('dense', False),
-                                             ('reference', False)])
+                                            ('reference', False)])
 def test_pruned_tiny_swin_matches_reference_with_padding(pad_mode, fused):
     dense, sparse = make_pair(seed=1, pad_mode=pad_mode, fused_attention=fused, **TINY)
     ratios = [[.3, .5], [0, .2], [.1, .2, .4, .4, .5, .8], [.5, .5]]  # b* = 1 in stage 1
@@ -273,8 +270,8 @@ def test_force_window_path_is_dense_within_1e5_and_pad_modes():
 
 def _stage_blocks(seed=0, c=32, heads=2, depth=2):
     torch.manual_seed(seed)
-    model = randomize_(MMDetSwin(embed_dims=c, num_heads=(heads, ) * 4, depths=(depth, 1, 1, 1),
-                                 drop_path_rate=0.), seed)
+    model = randomize_(
+        MMDetSwin(embed_dims=c, num_heads=(heads, ) * 4, depths=(depth, 1, 1, 1), drop_path_rate=0.), seed)
     return model.stages[0].blocks.eval()
 
 
@@ -290,8 +287,8 @@ def test_window_locality(hw, block_id):
     with torch.no_grad():
         expect = block(x, hw)
         # run only the chosen block in the window path: a one-block "stage"
-        got = sparse_stage_forward([block], x, hw, ratios[block_id:block_id + 1],
-                                   WindowPathOptions(), GeometryCache(), record)
+        got = sparse_stage_forward([block], x, hw, ratios[block_id:block_id + 1], WindowPathOptions(),
+                                   GeometryCache(), record)
     kept = record[0]
     shift = block.attn.shift_size
     pb, pr = (7 - hw[0] % 7) % 7, (7 - hw[1] % 7) % 7
@@ -305,8 +302,8 @@ def test_window_locality(hw, block_id):
     for i in range(2):
         is_kept = torch.zeros(gw.shape[1], dtype=torch.bool)
         is_kept[kept[i]] = True
-        torch.testing.assert_close(gw[i, is_kept][valid[i, is_kept]], ew[i, is_kept][valid[i, is_kept]],
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            gw[i, is_kept][valid[i, is_kept]], ew[i, is_kept][valid[i, is_kept]], rtol=0, atol=1e-5)
         assert torch.equal(gw[i, ~is_kept], xw[i, ~is_kept])
 
 
@@ -314,12 +311,10 @@ def test_k_zero_block_is_identity():
     blocks = _stage_blocks(depth=2)
     x = torch.randn(1, 7 * 7, 32)  # one window: any r > 0 keeps 0 windows
     record = []
-    out = sparse_stage_forward(blocks, x, (7, 7), [.5, .5], WindowPathOptions(), GeometryCache(),
-                               record)
+    out = sparse_stage_forward(blocks, x, (7, 7), [.5, .5], WindowPathOptions(), GeometryCache(), record)
     assert torch.equal(out, x)
     assert [k.shape for k in record] == [(1, 0), (1, 0)]
-    out = sparse_stage_forward(blocks, x, (7, 7), [.5, .5], WindowPathOptions(min_keep=1),
-                               GeometryCache())
+    out = sparse_stage_forward(blocks, x, (7, 7), [.5, .5], WindowPathOptions(min_keep=1), GeometryCache())
     assert not torch.equal(out, x)
 
 
@@ -379,8 +374,7 @@ def test_gradient_identity_at_non_kept_tokens_and_kept_params():
     blocks = _stage_blocks(depth=2).train()
     x = torch.randn(2, 14 * 21, 32, requires_grad=True)
     record = []
-    out = sparse_stage_forward(blocks, x, (14, 21), [.5, .5], WindowPathOptions(), GeometryCache(),
-                               record)
+    out = sparse_stage_forward(blocks, x, (14, 21), [.5, .5], WindowPathOptions(), GeometryCache(), record)
     g = torch.randn_like(out)
     out.backward(g)
     # tokens in no kept window of either block pass the gradient through unchanged
@@ -408,8 +402,8 @@ def test_with_cp_and_ratio_changes_between_iterations():
     cp_model = SparseSwin(with_cp=True, drop_path_rate=0.1, **TINY)
     cp_model.load_state_dict(plain.state_dict(), strict=True)
     x = images((160, 224), batch=2, seed=9)
-    for step, ratios in enumerate(([[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]],
-                                   [[0, .1], [.3, .3], [0] * 6, [0, 0]])):
+    for step, ratios in enumerate(([[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]], [[0, .1], [.3, .3],
+                                                                                          [0] * 6, [0, 0]])):
         grads = []
         for model in (plain, cp_model):
             model.train()

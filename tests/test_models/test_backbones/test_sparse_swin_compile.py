@@ -12,8 +12,8 @@ from mmsparse.models.backbones import SparseSwin
 
 # two stages of two blocks: regular and shifted windows, a padded stage-0 map (18 -> 21 tokens),
 # and a dense stage after a pruned one
-SMALL = dict(embed_dims=16, num_heads=(1, 2), depths=(2, 2), strides=(4, 2), out_indices=(0, 1),
-             drop_path_rate=0.)
+SMALL = dict(
+    embed_dims=16, num_heads=(1, 2), depths=(2, 2), strides=(4, 2), out_indices=(0, 1), drop_path_rate=0.)
 RATIOS_A = [[.5, .5], [0, 0]]
 RATIOS_B = [[.3, .6], [.5, .5]]
 CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
@@ -48,8 +48,7 @@ def max_diff(a, b):
 
 
 def test_explain_reports_no_graph_break_swin_t_depths_cfg2():
-    model = SparseSwin(embed_dims=16, num_heads=(1, 2, 4, 8), drop_path_rate=0.,
-                       pruning_ratios=CFG2).eval()
+    model = SparseSwin(embed_dims=16, num_heads=(1, 2, 4, 8), drop_path_rate=0., pruning_ratios=CFG2).eval()
     with torch.no_grad():
         report = dynamo.explain(model)(images(0, (112, 112)))
     assert report.graph_break_count == 0, report.break_reasons
@@ -101,8 +100,14 @@ def test_eager_caches_still_fill_after_compiling():
 def test_inductor_output_within_1e4_of_eager():
     # one stage: a cold inductor compile is mostly fixed cost, and every extra kernel adds to it
     torch.manual_seed(0)
-    model = SparseSwin(embed_dims=16, num_heads=(1, ), depths=(2, ), strides=(4, ), out_indices=(0, ),
-                       drop_path_rate=0., pruning_ratios=[[.5, .5]]).eval()
+    model = SparseSwin(
+        embed_dims=16,
+        num_heads=(1, ),
+        depths=(2, ),
+        strides=(4, ),
+        out_indices=(0, ),
+        drop_path_rate=0.,
+        pruning_ratios=[[.5, .5]]).eval()
     with torch.no_grad():
         for blk in model.stages[0].blocks:
             blk.attn.w_msa.relative_position_bias_table.normal_(0, 0.5)

@@ -23,8 +23,7 @@ def _steps(min_keep, rank):
 
     from mmsparse.models.backbones import SparseSwin
     torch.manual_seed(0)
-    model = DDP(SparseSwin(pruning_ratios=RATIOS, min_keep=min_keep, **TINY),
-                find_unused_parameters=False)
+    model = DDP(SparseSwin(pruning_ratios=RATIOS, min_keep=min_keep, **TINY), find_unused_parameters=False)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(rank))
     for _ in range(2):
         model.zero_grad()

@@ -7,7 +7,6 @@ from mmengine.config import Config
 
 CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
 
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
@@ -33,13 +32,14 @@ def detector(tmp_path_factory):
 
 def test_mask_rcnn_loss_backward(detector):
     from mmdet.testing import demo_mm_inputs
+
     from mmsparse.models.backbones import SparseSwin
     assert isinstance(detector.backbone, SparseSwin)
     assert detector.backbone.get_pruning_ratios() == CFG2
     detector.train()
     detector.backbone.record_selection = True
-    packed = demo_mm_inputs(batch_size=1, image_shapes=[(3, 224, 224)], num_items=[1],
-                            num_classes=80, with_mask=True)
+    packed = demo_mm_inputs(
+        batch_size=1, image_shapes=[(3, 224, 224)], num_items=[1], num_classes=80, with_mask=True)
     data = detector.data_preprocessor(packed, training=True)
     losses = detector(**data, mode='loss')
     total = 0.

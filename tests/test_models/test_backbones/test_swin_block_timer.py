@@ -35,9 +35,16 @@ def count_ops(fn):
 
 def tiny_swin(**kwargs):
     torch.manual_seed(0)
-    return SparseSwin(embed_dims=16, depths=(2, 2, 4, 2), num_heads=(1, 1, 2, 2), mlp_ratio=2,
-                      patch_size=2, strides=(2, 2, 2, 2), out_indices=(0, 1, 2, 3), init_cfg=None,
-                      **kwargs).eval()
+    return SparseSwin(
+        embed_dims=16,
+        depths=(2, 2, 4, 2),
+        num_heads=(1, 1, 2, 2),
+        mlp_ratio=2,
+        patch_size=2,
+        strides=(2, 2, 2, 2),
+        out_indices=(0, 1, 2, 3),
+        init_cfg=None,
+        **kwargs).eval()
 
 
 @pytest.mark.parametrize('options', [dict(), dict(force_window_path=True), dict(pad_mode='reference')])
@@ -63,10 +70,14 @@ def test_timer_leaves_the_backbone_as_it_was():
     swin = tiny_swin(pruning_ratios=[[.5, .5], [0, 0], [0, 0, .2, .2], [0, 0]])
     before = swin.get_pruning_ratios()
     timer = SwinBlockTimer(swin, (56, 56), warmup=1, iters=3)
-    assert [x.shape for x, _ in timer.stage_inputs] == [(1, 784, 16), (1, 196, 32), (1, 49, 64),
-                                                         (1, 16, 128)]
-    times = [timer.stage_entry(0), timer.dense_block(1, 1), timer.window_block(2, 3, 1),
-             timer.window_block(0, 0, 0), timer.whole([[.8] * d for d in swin.depths])]
+    assert [x.shape for x, _ in timer.stage_inputs] == [(1, 784, 16), (1, 196, 32), (1, 49, 64), (1, 16, 128)]
+    times = [
+        timer.stage_entry(0),
+        timer.dense_block(1, 1),
+        timer.window_block(2, 3, 1),
+        timer.window_block(0, 0, 0),
+        timer.whole([[.8] * d for d in swin.depths])
+    ]
     assert all(t > 0 for t in times)
     assert swin.get_pruning_ratios() == before and not swin.training
 
@@ -74,7 +85,8 @@ def test_timer_leaves_the_backbone_as_it_was():
 @pytest.mark.parametrize('fused_is_faster', [True, False])
 def test_choose_window_attention_keeps_the_faster_kernel(fused_is_faster):
     from mmsparse.models.backbones.swin_block_timer import choose_window_attention
-    model = tiny_swin(pruning_ratios=[[.5, .5], [.5, .5], [.5] * 4, [0, 0]], fused_attention=not fused_is_faster)
+    model = tiny_swin(
+        pruning_ratios=[[.5, .5], [.5, .5], [.5] * 4, [0, 0]], fused_attention=not fused_is_faster)
     timed = []
 
     def fake_measure(fn):  # the kernel in use when a block is timed decides its "time"
