@@ -10,7 +10,9 @@ For the chosen task (default: instance segmentation, Mask R-CNN + SparseSwin on 
 4. evolutionary search of per-layer ratios under a MACs budget (``tools/search.py``);
 5. fine-tune with the found ratios (the ``finetune_*.py`` the search wrote);
 6. ``tools/test.py`` on the dense and the searched model;
-7. backbone MACs and latency of both (``tools/analysis_tools/benchmark_backbone.py``), a picture of
+7. backbone MACs and latency of both (``tools/analysis_tools/benchmark_backbone.py``), the whole
+   model's ``test_step`` latency of both, same weights (``tools/analysis_tools/benchmark_model.py``:
+   what a user of the task gains, next to the backbone's speed-up and its Amdahl bound), a picture of
    the windows the searched model keeps and, where the toy set has object masks (det, seg), the share of
    object pixels those windows cover against random windows (``tools/analysis_tools/vis_windows.py``);
 8. ``summary.png``: Pareto plot, kept-window figure and table (``tools/analysis_tools/demo_summary.py``);
@@ -196,6 +198,11 @@ class Demo:
             'tools/analysis_tools/benchmark_backbone.py', task['dense'], '--ratios', 'dense',
             json.dumps(ratios), '--shape', *shape, '--repeat', '10', '--json', bench_json
         ])
+        whole_json = osp.join(self.work_dir, 'model_benchmark.json')
+        self.run('whole-model benchmark', [
+            'tools/analysis_tools/benchmark_model.py', finetune_cfg, ft_ckpt, '--ratios',
+            json.dumps(ratios), '--shape', *shape, '--repeat', '5', '--warmup', '1', '--json', whole_json
+        ])
         vis_dir = osp.join(self.work_dir, 'kept_windows')
         images = task['images'](self.data)
         objects = task.get('objects', lambda d: [])(self.data)
@@ -212,8 +219,11 @@ class Demo:
         with open(bench_json) as f:
             rows = {r['name']: r for r in json.load(f)['rows']}
         dense_row, sparse_row = rows['dense'], rows[json.dumps(ratios)]
-        table = self.table([('dense', 'dense', dense_row, dense_metrics, None),
-                            ('searched', json.dumps(ratios), sparse_row, sparse_metrics, recall)])
+        with open(whole_json) as f:  # rows: the package's dense Swin first, then the searched ratios
+            whole_dense, whole_sparse = json.load(f)['rows']
+        table = self.table([('dense', 'dense', dense_row, whole_dense, dense_metrics, None),
+                            ('searched', json.dumps(ratios), sparse_row, whole_sparse, sparse_metrics, recall)
+                            ])
         if recall is not None:
             table += '\n\n' + recall_table(recall)
         wall = time.time() - t_start
@@ -233,16 +243,20 @@ class Demo:
 
     def table(self, models):
         metrics = self.task['metrics']
-        head = ['model', 'ratios', 'backbone GMACs', 'backbone ms (CPU)'] + list(metrics) + ['speed-up']
-        with_recall = any(m[4] is not None for m in models)
+        head = ['model', 'ratios', 'backbone GMACs', 'backbone ms (CPU)'] + list(metrics)
+        head += ['backbone speed-up', 'whole-model ms (CPU)', 'whole-model speed-up (Amdahl bound)']
+        with_recall = any(m[5] is not None for m in models)
         if with_recall:
             head += ['stage-0 object recall (random)']
         lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
         base_ms = models[0][2]['median_ms']
-        for name, ratios, bench, scores, recall in models:
+        for name, ratios, bench, whole, scores, recall in models:
             vals = [name, ratios, f"{bench['gmacs_core']:.3f}", f"{bench['median_ms']:.1f}"]
             vals += [f'{scores.get(key, float("nan")):.3f}' for key in metrics.values()]
             vals.append(f"{base_ms / bench['median_ms']:.2f}x")
+            vals += [
+                f"{whole['whole_ms']:.1f}", f"{whole['whole_speedup']:.2f}x ({whole['amdahl_bound']:.2f}x)"
+            ]
             if with_recall:  # the dense model processes every window: recall 1 by construction
                 s0 = recall['stages'][0] if recall else None
                 vals.append(f"{s0['object_recall']:.3f} ({s0['random_recall']:.3f})" if s0 else '1 (1)')

@@ -64,11 +64,16 @@ def test_demo_recall_table_and_results_table():
     d = demo.Demo.__new__(demo.Demo)
     d.task = dict(metrics={'bbox AP': 'coco/bbox_mAP'})
     bench = dict(gmacs_core=0.5, median_ms=20.0)
-    table = d.table([('dense', 'dense', bench, {
+    whole_dense = dict(whole_ms=50.0, whole_speedup=1.0, amdahl_bound=1.0)
+    whole_sparse = dict(whole_ms=40.0, whole_speedup=1.25, amdahl_bound=1.25)
+    table = d.table([('dense', 'dense', bench, whole_dense, {
         'coco/bbox_mAP': 0.8
-    }, None), ('searched', '[..]', dict(gmacs_core=0.3, median_ms=10.0), {
-        'coco/bbox_mAP': 0.7
-    }, recall)])
+    }, None),
+                     ('searched', '[..]', dict(gmacs_core=0.3, median_ms=10.0), whole_sparse, {
+                         'coco/bbox_mAP': 0.7
+                     }, recall)])
     rows = table.splitlines()
-    assert rows[2] == '| dense | dense | 0.500 | 20.0 | 0.800 | 1.00x | 1 (1) |'
-    assert rows[3] == '| searched | [..] | 0.300 | 10.0 | 0.700 | 2.00x | 0.950 (0.310) |'
+    # the whole-model columns come from benchmark_model's rows as they are, next to the backbone's
+    assert rows[2] == '| dense | dense | 0.500 | 20.0 | 0.800 | 1.00x | 50.0 | 1.00x (1.00x) | 1 (1) |'
+    assert rows[
+        3] == '| searched | [..] | 0.300 | 10.0 | 0.700 | 2.00x | 40.0 | 1.25x (1.25x) | 0.950 (0.310) |'
