@@ -1,4 +1,4 @@
-# Copyright (c) mmsparse contributors. Search per-layer window-pruning ratios (SparseViT §5).
+# Copyright (c) mmsparse contributors. Search per-layer window-pruning ratios (SparseViT paper, Sec. 3.3).
 """``python tools/search.py CONFIG CHECKPOINT --work-dir W [--constraint macs|latency] [--budget X] ...``.
 
 Runs ``mmsparse.EvolutionSearchLoop`` as the ``train_cfg`` of the task config, on the task's own val

@@ -9,8 +9,9 @@ def find_ratio_targets(model: nn.Module, owner: str) -> List[Tuple[str, nn.Modul
     """``[(name, module)]`` of every module of ``model`` with ``set_pruning_ratios``.
 
     The model wrapper (DDP) is looked through, so names carry no ``module.`` prefix. Ratios must
-    bind to something (spec sparsevit.md §12, pitfall 5: the reference's fine-tune configs silently
-    trained dense Swin), so finding none is a ``ValueError`` naming ``owner``.
+    bind to something (docs/method/sparsevit.md, 1.2: the reference's fine-tune configs once set ratios
+    that bound to no module and silently trained dense Swin), so finding none is a ``ValueError``
+    naming ``owner``.
     """
     if is_model_wrapper(model):
         model = model.module

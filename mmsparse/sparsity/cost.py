@@ -1,6 +1,6 @@
 """MACs of a (sparse) Swin backbone: plain integer arithmetic, no torch.
 
-Counting rules (spec ``sparsevit.md`` §7.1), per image, 1 MAC = one multiply-add:
+Counting rules (docs/method/sparsevit.md, 4), per image, 1 MAC = one multiply-add:
 
 * patch embed: ``H0 * W0 * (3 * P * P) * C0`` with ``H0 = ceil(H / P)``;
 * block of stage ``s`` keeping ``k`` windows of ``N = ws * ws`` tokens:

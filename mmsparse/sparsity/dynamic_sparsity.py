@@ -1,4 +1,4 @@
-"""The SViTE / S2ViTE step-time state machine (spec svite.md §3.3, §3.7, §3.8, §4.5). Torch only.
+"""The SViTE / S2ViTE step-time state machine (docs/method/svite.md, 1.3, 1.5, 2.5). Torch only.
 
 ``PruneGrowController`` owns the schedule position t (optimizer steps done), the "update pending"
 flag, the masks (an unstructured :class:`~mmsparse.sparsity.masks.ParameterMasker` and/or the
@@ -112,10 +112,10 @@ class PruneGrowController:
         self._unread: Optional[dict] = None  # stats not yet taken by the hook
         self._grown: Dict[str, torch.Tensor] = {}  # positions / units grown at the last update
         self._ever: Dict[str, torch.Tensor] = {}  # union of all masks ever active (ITOP rate)
-        self.update_grads_present: List[bool] = []  # guard of spec §10.12 (one entry per update)
+        self.update_grads_present: List[bool] = []  # per update: all gradients present? (a test checks it)
         for name, mask in self.all_masks().items():
             self._ever[name] = mask.clone()
-        # density 1.0 (or mode 'none'): nothing is masked, so nothing is ever updated (spec §3.2)
+        # density 1.0 or mode 'none': no mask, so never an update (docs/method/svite.md, 1.2)
         self.has_masks = bool(self._ever)
 
     # ------------------------------------------------------------------ schedule
@@ -135,7 +135,8 @@ class PruneGrowController:
         return self.algorithm1 and self.update_due(t)
 
     def arm_head_capture(self) -> None:
-        """Arm head-score capture iff the coming step (t + 1) is an update step (§3.7 step 1)."""
+        """Arm head-score capture iff the coming step (t + 1) is an update step
+        (docs/method/svite.md, 1.5, step 1)."""
         armed = self.update_due(self.t + 1)
         for target in self.structured:
             for cap in target.head_score_captures():
@@ -202,7 +203,7 @@ class PruneGrowController:
                 self.pending = False
                 stats = self._update(self.rate(self.t))
                 self.apply(optimizer)
-        for target in self.structured:  # §3.7 4d: captured head scores never outlive a step
+        for target in self.structured:  # head scores never outlive a step (docs/method/svite.md, 1.5, 4d)
             for cap in target.head_score_captures():
                 cap.reset()
         if stats is not None:
@@ -293,7 +294,7 @@ class PruneGrowController:
         heads = [h.to(device) for h in heads]
         neurons = [n.to(device) for n in neurons]
         dist = _dist()
-        if dist is not None:  # §4.5 step 5: rank 0 decides
+        if dist is not None:  # rank 0 decides (docs/method/svite.md, 2.5, step 5)
             for m in heads + neurons:
                 buf = m.to(torch.uint8)  # gloo has no bool broadcast
                 dist.broadcast(buf, src=0)

@@ -1,4 +1,4 @@
-"""Per-layer initial densities for unstructured sparse training (SViTE spec §3.2).
+"""Per-layer initial densities for unstructured sparse training (docs/method/svite.md, 1.2).
 
 Erdős–Rényi-Kernel (ERK): a layer of shape (n_1, ..., n_k) with N = prod(n_i) elements gets the raw
 score pi = sum(n_i) / prod(n_i) (kernel dimensions included) and the density p = eps * pi, where the
@@ -57,7 +57,7 @@ def erk_densities(shapes: Mapping[str, Sequence[int]],
         top = max(raw[k] for k in sparse)
         if eps * top <= 1.0:
             break
-        # all layers sharing the largest raw score leave together (spec: "move all ... into D")
+        # all layers sharing the largest raw score turn dense together (docs/method/svite.md, 1.2)
         dense.update(k for k in sparse if raw[k] == top)
     return {k: 1.0 if k in dense else eps * raw[k] for k in shapes}
 

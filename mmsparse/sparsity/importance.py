@@ -1,4 +1,4 @@
-"""Importance scores and the structured units of a ViT block (SViTE spec §3.4, §3.5, §4).
+"""Importance scores and the structured units of a ViT block (docs/method/svite.md, 1.4 and 2).
 
 Units and the tensor slices they own (head dim ``d``, ``H`` heads, qkv rows laid out
 ``[q heads..., k heads..., v heads...]``):

@@ -1,8 +1,9 @@
-"""Latency measurement (spec sparsevit.md §8) and a per-block latency look-up table (§5).
+"""Latency measurement and a per-block latency look-up table (docs/method/sparsevit.md, 6).
 
 * :func:`interquartile_mean` is the reference's statistic: sort, drop 25 % at each end, average the
   rest. Across processes the samples are **concatenated first** (:func:`gather_samples`); the
-  reference trims the list of per-rank lists instead, which is empty on one process (pitfall 8).
+  reference trims the list of per-rank lists instead, which on one process leaves nothing: its latency
+  is NaN and no search candidate is ever feasible.
 * :func:`time_fn` times a callable: warm-up, then timed iterations, each synchronised on CUDA.
 * :class:`LatencyLUT` estimates a configuration's latency as a fixed part plus one entry per block
   (on the dense path, or on the window path with k kept windows) plus one per stage that enters the
@@ -104,7 +105,8 @@ def time_fn(fn, warmup=200, iters=300, device=None, chunk=1):
 def direct_latency_fn(module, input_shape, batch=1, device=None, warmup=200, iters=300):
     """``block_ratios -> ms``: set the ratios on ``module`` (anything with ``set_pruning_ratios``) and
     time its forward on ``randn(batch, 3, H, W)`` in eval + inference mode; the IQM of every
-    process's samples together (§8). The reference times the backbone only, at batch 4, in fp32."""
+    process's samples together (docs/method/sparsevit.md, 6.1). The reference times the backbone only,
+    at batch 4, in fp32."""
     device = torch.device(device or 'cpu')
     x = torch.randn(int(batch), 3, *input_shape, device=device)
 
@@ -154,7 +156,7 @@ class BlockTimer:
 
 
 class LatencyLUT:
-    """Latency of a window-pruned backbone, additive over the parts of its forward (spec §5).
+    """Latency of a window-pruned backbone, additive over its forward's parts (docs/method/sparsevit.md, 6.2).
 
     ``estimate = fixed_ms + sum over stages of`` either ``sum_b dense_ms[(s, b)]`` (a dense stage) or
     ``sum_{b < b*} dense_ms[(s, b)] + entry_ms[s] + sum_{b >= b*} table[(s, b, k_{s,b})]``, with b* the
@@ -167,7 +169,8 @@ class LatencyLUT:
         table (dict): ``{(stage, block, k): ms}`` on the window path, for every k the grid can produce.
         fixed_ms (float): everything that does not depend on the ratios (patch embed, merges, norms).
         meta (dict): at least ``device``, ``shape`` (H, W) and ``batch``; the JSON key.
-        keep_rounding (str), min_keep (int): how a ratio becomes k (spec §2.2); must match the model.
+        keep_rounding (str), min_keep (int): how a ratio becomes k (docs/method/sparsevit.md, 2.2);
+            must match the model.
         dense_ms (dict | None): ``{(stage, block): ms}`` on the dense path; missing entries are 0.
         entry_ms (dict | None): ``{stage: ms}`` of entering the window path; missing entries are 0.
         force_window_path (bool): the model runs the window path even at r = 0 (b* = 0 always).
@@ -303,9 +306,8 @@ class LatencyLUT:
 
         Parts timed alone miss what overlaps inside a whole forward (a GPU runs one block's kernels
         while the next is launched), which shows as slopes off 1 rather than as noise. Fit on draws of
-        the search space itself: on an H100 at 672x672, batch 4, fitting on 14 random configurations
-        predicted a 15th within 4.3 % (mean 2 %, leave-one-out over two LUTs) where the unfitted LUT
-        was off by up to 5.6 % and 14 %; a fit on one-stage sweeps did worse (8 %).
+        the search space itself, which predicts other draws better than a fit on one-stage sweeps
+        (measured: docs/benchmark.md, "Latency look-up table accuracy").
 
         Args:
             time_config (callable): ``block_ratios -> ms``.
@@ -353,8 +355,8 @@ class LatencyLUT:
         same k. ``fixed`` is the dense time and ``table[(s, b, k)] = (T(stage s uniform at r) -
         T(dense)) / depth_s``, i.e. each block's saving relative to dense (<= 0 up to noise). Overheads
         that do not scale per block (entering the window path) are spread over the stage's blocks,
-        which over-estimates partly pruned stages: on a 2-core CPU this was off by up to 60 %, against
-        a few % for :meth:`measure`.
+        which over-estimates partly pruned stages, by far more than :meth:`measure` does (measured:
+        docs/benchmark.md, "Latency look-up table accuracy").
 
         Args:
             time_config (callable): ``block_ratios -> ms``, e.g. :func:`direct_latency_fn`.
@@ -369,7 +371,7 @@ class LatencyLUT:
                 if (s, 0, k) in table:
                     continue
                 if k == nw:
-                    saving = 0.0  # the dense path (§2.8)
+                    saving = 0.0  # the dense path (docs/method/sparsevit.md, 2.8)
                 else:
                     config = [list(stage) for stage in dense]
                     config[s] = [float(r)] * int(depth)
@@ -418,7 +420,8 @@ class LatencyLUT:
 
     def relative_errors(self, configs, direct_ms):
         """``(estimate - direct) / direct`` for each of ``configs`` (per-stage per-block ratios),
-        with ``direct_ms(block_ratios) -> ms`` a real measurement (issue 7 asks for <= 5 %)."""
+        with ``direct_ms(block_ratios) -> ms`` a real measurement (the search needs <= 5 %:
+        docs/method/sparsevit.md, 6.2)."""
         errors = []
         for cfg in configs:
             direct = float(direct_ms(cfg))

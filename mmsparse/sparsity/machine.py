@@ -1,7 +1,7 @@
 """One line that names the machine a benchmark ran on: CPU model and vector ISA, or the GPU.
 
-Speed-up ratios differ between machine classes (the same SparseSwin code gave cfg2 1.73x on an
-AVX-512 Xeon and 1.56x on an AVX2-only EPYC), so every benchmark table carries this line.
+Speed-up ratios differ between machine classes (measured: docs/benchmark.md, "SparseSwin (SparseViT)
+backbone, CPU", Machine), so every benchmark table carries this line.
 """
 import os
 import platform

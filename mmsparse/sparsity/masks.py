@@ -1,4 +1,4 @@
-"""Unstructured weight masks on any ``nn.Module`` (SViTE spec §3.1, §3.2, §3.6).
+"""Unstructured weight masks on any ``nn.Module`` (docs/method/svite.md, 1.1, 1.2, 1.4).
 
 ``ParameterMasker`` picks parameters by name regexes and module types, gives each an ERK (or uniform)
 density, draws one bool mask per tensor from a seeded generator and keeps ``w[~m] == 0`` exactly
@@ -17,7 +17,7 @@ from .prune_grow import prune_and_grow, select_largest
 
 __all__ = ['ParameterMasker', 'strip_wrapper_prefix', 'sample_mask', 'sample_unit_mask']
 
-#: never masked, whatever the include patterns say: the token-selector scorer (spec §3.1)
+#: never masked, whatever the include patterns say: the token-selector scorer (docs/method/svite.md, 1.1)
 DEFAULT_EXCLUDE = (r'(^|\.)token_selector\.', )
 #: optimizer state entries shaped like the parameter that ``optimizer_state='mask'`` zeroes
 MOMENT_KEYS = ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'momentum_buffer')
@@ -106,7 +106,7 @@ class ParameterMasker:
         self.generator = torch.Generator().manual_seed(seed)
         self.params: Dict[str, nn.Parameter] = self._select(model, include, exclude, module_types, min_ndim)
         shapes = {k: tuple(p.shape) for k, p in self.params.items()}
-        # d = 1.0 means no masks at all (spec §3.2): keep the selection for reports only
+        # d = 1.0 means no masks at all (docs/method/svite.md, 1.2): keep the selection for reports only
         self.densities = layer_densities(shapes, self.density, distribution) \
             if self.density < 1.0 else {k: 1.0 for k in shapes}
         self.masks: Dict[str, torch.Tensor] = {}
@@ -138,7 +138,7 @@ class ParameterMasker:
                 name = strip_wrapper_prefix(f'{mod_name}.{p_name}' if mod_name else p_name)
                 if p.dim() < min_ndim or name in selected:
                     continue
-                # only weights: cls_token / pos_embed are >= 2-D but are never masked (spec §3.1)
+                # only weights: cls_token / pos_embed are >= 2-D but never masked (docs/method/svite.md, 1.1)
                 if p_name != 'weight':
                     continue
                 if any(r.search(name) for r in inc) and not any(r.search(name) for r in exc):
@@ -171,7 +171,7 @@ class ParameterMasker:
         """One SViTE update of every masked tensor from its current weight and ``.grad``.
 
         Per tensor: prune k = ceil(rate * nnz) smallest |w|, grow k largest |grad| among the
-        post-prune inactive (spec §3.4 / §3.5). Newly grown weights are set to exactly 0; weights
+        post-prune inactive (docs/method/svite.md, 1.4). Newly grown weights are set to exactly 0; weights
         active before and after keep their values bit for bit. Call after the optimizer step and
         :meth:`apply`, before ``zero_grad``.
 
@@ -181,7 +181,7 @@ class ParameterMasker:
         swaps = {}
         for name, p, mask in list(self.items()):
             new, k = prune_and_grow(p, p.grad, mask, rate, growth, self.generator)
-            p.masked_fill_(new & ~mask, 0)  # grown: start at 0 (spec §3.6)
+            p.masked_fill_(new & ~mask, 0)  # grown: start at 0 (docs/method/svite.md, 1.4)
             p.masked_fill_(~new, 0)
             self.masks[name] = new
             swaps[name] = k

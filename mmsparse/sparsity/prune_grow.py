@@ -1,4 +1,4 @@
-"""Prune-and-grow selection and its schedule (SViTE spec §3.3 - §3.5, §4.5). Pure functions.
+"""Prune-and-grow selection and its schedule (docs/method/svite.md, 1.3, 1.4, 2.5). Pure functions.
 
 Selection is by index, never by threshold: exactly ``k`` entries are pruned and ``k`` grown, ties are
 broken by flat index (stable sort), so a layer's active count never drifts (the reference code's
@@ -138,7 +138,7 @@ def select_random(candidates: torch.Tensor,
 
 
 def magnitude_prune(weight: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """New mask with the ``k`` active entries of smallest |w| switched off (spec §3.4)."""
+    """New mask with the ``k`` active entries of smallest |w| switched off (docs/method/svite.md, 1.4)."""
     drop = select_smallest(weight.abs(), mask, k)
     new = mask.clone().flatten()
     new[drop] = False
@@ -146,7 +146,8 @@ def magnitude_prune(weight: torch.Tensor, mask: torch.Tensor, k: int) -> torch.T
 
 
 def gradient_grow(score: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """New mask with the ``k`` inactive entries of largest ``score`` switched on (spec §3.5)."""
+    """New mask with the ``k`` inactive entries of largest ``score`` switched on
+    (docs/method/svite.md, 1.4)."""
     grow = select_largest(score, ~mask, k)
     new = mask.clone().flatten()
     new[grow] = True
@@ -195,7 +196,7 @@ def unit_prune_and_grow(mask: torch.Tensor,
                         rate: float,
                         growth: str = 'gradient',
                         generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, int]:
-    """One structured update of one block's units (heads or MLP neurons), spec §4.5.
+    """One structured update of one block's units (heads or MLP neurons), docs/method/svite.md, 2.5.
 
     Args:
         mask: (U,) bool, active units.
@@ -203,7 +204,8 @@ def unit_prune_and_grow(mask: torch.Tensor,
         grow_score: (U,) growth score (R_h, g_j); the k highest post-prune inactive come back.
         rate: r(t); k = ceil(rate * #active).
         growth: 'gradient' or 'random' (uniform among units inactive *before* this update,
-            the exploring variant of §4.4; falls back to the just-pruned units if too few).
+            the exploring variant of docs/method/svite.md, 2.3; falls back to the just-pruned units if
+            too few).
         generator: RNG for 'random'.
 
     Returns:

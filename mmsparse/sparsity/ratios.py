@@ -1,4 +1,4 @@
-"""Validation of per-stage, per-block window pruning ratios (spec ``sparsevit.md`` §1, §2.4).
+"""Validation of per-stage, per-block window pruning ratios (docs/method/sparsevit.md, 1 and 2.4).
 
 A ratio ``r`` is the fraction of windows a block skips. Within a stage, a block reuses a prefix of its
 parity's ranking (even blocks: regular windows, odd blocks: shifted windows), so a block cannot keep a
@@ -85,7 +85,7 @@ def _check_value(r, name: str, stage: str, block: str) -> Optional[float]:
     return float(r)
 
 
-#: The reference's released configurations (spec sparsevit.md §7.2) and the uniform baseline, by name.
+#: The reference's released configurations and the baselines, by name (docs/method/sparsevit.md, 1.1).
 PUBLISHED_RATIOS = {
     'dense': [[0, 0], [0, 0], [0] * 6, [0, 0]],
     'cfg1': [[.3, .3], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]],

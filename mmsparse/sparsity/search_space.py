@@ -1,10 +1,10 @@
-"""SparseViT's layer-wise window-pruning search space (spec sparsevit.md §3) and SAA sampler (§4).
+"""SparseViT's layer-wise window-pruning search space and SAA sampler (docs/method/sparsevit.md, 3.1-3.2).
 
 A configuration is a dict of **genes**, one per block pair, named ``s{stage}`` for a stage with one
 pair and ``s{stage}_{j}`` (j = 1, 2, ...) otherwise; Swin-T (depths 2, 2, 6, 2) has
 ``s0, s1, s2_1, s2_2, s2_3, s3``. Gene values are taken from a grid (``{0, 0.1, ..., 0.8}``), and the
 genes of a stage are non-decreasing because a later block can only keep a subset of the windows an
-earlier same-parity block kept (§2.4).
+earlier same-parity block kept (docs/method/sparsevit.md, 2.4).
 
 Randomness comes from an explicit ``numpy.random.Generator`` (its ``bit_generator.state`` is a
 plain dict, so it can be pickled or written as JSON and restored exactly).
@@ -26,7 +26,8 @@ def iteration_rng(seed, iteration):
     """A generator determined by ``(seed, iteration)`` only.
 
     Used by sparsity-aware adaptation so that every rank draws the same configuration at iteration
-    ``iteration`` without communication, and a resumed run reproduces the sequence (§4).
+    ``iteration`` without communication, and a resumed run reproduces the sequence
+    (docs/method/sparsevit.md, 3.1).
     """
     return np.random.default_rng([int(seed), int(iteration)])
 
@@ -132,7 +133,7 @@ class SwinRatioSpace:
         return {n: self.choices[self._grid_index(genes[n], n)] for n in self.names}
 
     def key(self, genes):
-        """Canonical hash of a configuration: sorted-key JSON of its genes (§3)."""
+        """Canonical hash of a configuration: sorted-key JSON of its genes (docs/method/sparsevit.md, 3.2)."""
         return json.dumps(self.canonical(genes), sort_keys=True)
 
     def to_block_ratios(self, genes):
@@ -185,8 +186,9 @@ class SwinRatioSpace:
 
     # ------------------------------------------------------------------ operators
     def _draw_stage(self, names, rng):
-        """§4: draw len(names) grid indices i.i.d. uniform, sort ascending. Fixed genes condition
-        this law by rejection (redraw the stage until the sorted draw agrees with them)."""
+        """Draw len(names) grid indices i.i.d. uniform and sort them ascending (the SAA sampler,
+        docs/method/sparsevit.md, 3.1). Fixed genes condition this law by rejection (redraw the stage
+        until the sorted draw agrees with them)."""
         n = len(self.choices)
         for _ in range(_MAX_FIXED_REDRAWS):
             idx = np.sort(rng.integers(0, n, size=len(names)))
@@ -196,9 +198,9 @@ class SwinRatioSpace:
                            f'{ {m: self.choices[self.fixed[m]] for m in names if m in self.fixed} }')
 
     def sample(self, rng):
-        """One configuration from the SAA sampler (§4): per stage, depth/2 i.i.d. uniform grid
-        values sorted ascending. Depth-2 stages are uniform over the grid; deeper stages follow the
-        order-statistics law (not uniform over the sorted tuples)."""
+        """One configuration from the SAA sampler (docs/method/sparsevit.md, 3.1): per stage, depth/2
+        i.i.d. uniform grid values sorted ascending. Depth-2 stages are uniform over the grid; deeper
+        stages follow the order-statistics law (not uniform over the sorted tuples)."""
         genes = {}
         for names in self.gene_names:
             for name, i in zip(names, self._draw_stage(names, rng)):
@@ -211,7 +213,8 @@ class SwinRatioSpace:
 
     def sample_at(self, seed, iteration):
         """The SAA configuration of training iteration ``iteration``: a function of (seed, iteration)
-        only, so every rank draws the same one and a resumed run repeats the sequence (§4)."""
+        only, so every rank draws the same one and a resumed run repeats the sequence
+        (docs/method/sparsevit.md, 3.1)."""
         return self.sample(iteration_rng(seed, iteration))
 
     def _sorted(self, genes):
@@ -224,15 +227,16 @@ class SwinRatioSpace:
         return out
 
     def mutate(self, genes, rng, prob=0.1):
-        """§5 mutation: draw a fresh configuration; each gene takes the fresh value with
-        probability ``prob``, else keeps the parent's; then re-sort each stage."""
+        """Mutation (docs/method/sparsevit.md, 3.3): draw a fresh configuration; each gene takes the
+        fresh value with probability ``prob``, else keeps the parent's; then re-sort each stage."""
         fresh = self.sample(rng)
         take = rng.random(len(self.names)) < prob
         child = {n: (fresh[n] if t else genes[n]) for n, t in zip(self.names, take)}
         return self._sorted(child)
 
     def crossover(self, genes_a, genes_b, rng):
-        """§5 crossover: each gene from either parent with probability 1/2; re-sort each stage."""
+        """Crossover (docs/method/sparsevit.md, 3.3): each gene from either parent with probability
+        1/2; then re-sort each stage."""
         pick_a = rng.random(len(self.names)) < 0.5
         child = {n: (genes_a[n] if t else genes_b[n]) for n, t in zip(self.names, pick_a)}
         return self._sorted(child)

@@ -1,4 +1,4 @@
-"""Gumbel-softmax straight-through top-k token selection (SViTE+, spec §5).
+"""Gumbel-softmax straight-through top-k token selection (SViTE+, docs/method/svite.md, 3.1).
 
 Given one score per patch token:
 
@@ -31,8 +31,8 @@ def check_keep_ratio(keep_ratio: float, field: str = 'keep_ratio') -> float:
 def num_tokens_from_keep_ratio(keep_ratio: float, total_tokens: int, num_extra_tokens: int = 1) -> int:
     """Tokens entering the blocks for a kept fraction: floor(total * ratio + 0.5), at least extra + 1.
 
-    Matches the spec's data-sparsity mapping (ratio = 1 - s): 0.95 -> 187, 0.9 -> 177, 0.7 -> 138,
-    0.5 -> 99 for 197 tokens.
+    Matches the paper's data-sparsity levels s with ratio = 1 - s (docs/method/svite.md, 3.3): 0.95 ->
+    187, 0.9 -> 177, 0.7 -> 138, 0.5 -> 99 for 197 tokens.
     """
     keep_ratio = check_keep_ratio(keep_ratio)
     return max(num_extra_tokens + 1, int(math.floor(total_tokens * keep_ratio + 0.5)))
@@ -106,7 +106,8 @@ def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 def temperature(t: int, t_total: int, tau: Tuple[float, float] = (10.0, 0.1)) -> float:
-    """Linear schedule tau(t) = start + (end - start) t / T_total (spec §5.5; default 10 -> 0.1)."""
+    """Linear schedule tau(t) = start + (end - start) t / T_total, default 10 -> 0.1
+    (docs/method/svite.md, 3.2)."""
     start, end = tau
     if not (start > 0 and end > 0):
         raise ValueError(f'`tau` must be two numbers > 0, got {tau!r}')

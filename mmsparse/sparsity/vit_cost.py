@@ -1,6 +1,6 @@
 """Analytic MACs / parameter model for DeiT-style ViTs with weight, head/neuron and token sparsity.
 
-SViTE spec §7. FLOPs here are multiply-accumulates (MACs), as in DeiT's 1.3 / 4.6 / 17.6 G. Dense
+docs/method/svite.md, 4. FLOPs here are multiply-accumulates (MACs), as in DeiT's 1.3 / 4.6 / 17.6 G. Dense
 DeiT with C channels, L blocks, N tokens in the blocks, P patches of size p, K classes:
 
     P p^2 3 C + L (N 3C C + N C C + 2 N 4C C + 2 N^2 C) + K C
@@ -161,7 +161,7 @@ def deit_masked_shapes(arch: str = 'deit-small',
                        in_channels: int = 3) -> Dict[str, tuple]:
     """Shapes of the SViTE-masked weights of a DeiT classifier, keyed by mmpretrain names.
 
-    Patch conv, qkv / proj / fc1 / fc2 of every block and the classifier (spec §1, §3.1).
+    Patch conv, qkv / proj / fc1 / fc2 of every block and the classifier (docs/method/svite.md, 1.1 and 4).
     """
     a = DEIT_ARCHS[arch]
     C, F = a['embed_dims'], a['feedforward_channels']

@@ -1,4 +1,4 @@
-"""Window selection for SparseViT (spec ``sparsevit.md`` §2): geometry, kept counts, scores, rankings.
+"""Window selection for SparseViT (docs/method/sparsevit.md, 2): geometry, kept counts, scores, rankings.
 
 Layout conventions used throughout:
 
@@ -40,7 +40,7 @@ class StageGeometry(NamedTuple):
 
 
 def stage_geometry(height: int, width: int, window_size: int = 7) -> StageGeometry:
-    """Padding and window count of an ``height x width`` token map (spec §2.1).
+    """Padding and window count of an ``height x width`` token map (docs/method/sparsevit.md, 2.1).
 
     ``pad_b = (ws - H % ws) % ws``, ``nW = (Hp / ws) * (Wp / ws)``; the shifted partition has the same nW.
     """
@@ -60,7 +60,7 @@ def stage_hw(image_hw, stage: int, patch_size: int = 4):
 
 
 def num_kept_windows(num_windows: int, ratio: float, rounding: str = 'exact', min_keep: int = 0) -> int:
-    """Windows a block processes per image: ``k = floor(nW * (1 - r))`` (spec §2.2).
+    """Windows a block processes per image: ``k = floor(nW * (1 - r))`` (docs/method/sparsevit.md, 2.2).
 
     ``'exact'`` is ``floor(nW * (1 - r) + 1e-6)`` in float64, so ``nW=65, r=0.8`` gives 13 even though
     ``1 - 0.8`` is inexact; ``'reference_float'`` truncates the float64 product like the reference code
@@ -81,8 +81,8 @@ def num_kept_windows(num_windows: int, ratio: float, rounding: str = 'exact', mi
 
 
 def first_pruned_block(ratios: Sequence[float], force_window_path: bool = False) -> Optional[int]:
-    """b*: the first block of a stage with r > 0, where the window path starts (§2.3); 0 when the
-    window path is forced, ``None`` for a dense stage."""
+    """b*: the first block of a stage with r > 0, where the window path starts (docs/method/sparsevit.md,
+    2.3); 0 when the window path is forced, ``None`` for a dense stage."""
     if force_window_path:
         return 0
     return next((i for i, r in enumerate(ratios) if r > 0), None)
@@ -110,7 +110,7 @@ def token_scores(x: torch.Tensor, score_mode: str = 'token_mean_abs_l2') -> torc
 
     ``'token_mean_abs_l2'``: ``m_t**2`` with ``m_t = mean_c |x_tc|`` (the reference's score);
     ``'window_l2'``: ``sum_c x_tc**2`` (L2 of the whole window tensor). Summing over a window and taking
-    the square root gives the window score of spec §2.3. Computed without gradient.
+    the square root gives the window score of docs/method/sparsevit.md, 2.3. Computed without gradient.
     """
     if score_mode not in SCORE_MODES:
         raise ValueError(f'score_mode must be one of {SCORE_MODES}, got {score_mode!r}')
@@ -175,8 +175,8 @@ def shifted_window_mask(geometry: StageGeometry,
     """Swin's SW-MSA mask ``(nW, ws*ws, ws*ws)``: -100 between tokens of different regions, else 0.
 
     Regions are the row bands ``[0, Hp-ws)``, ``[Hp-ws, Hp-shift)``, ``[Hp-shift, Hp)`` crossed with the
-    same column bands, on the rolled padded grid (spec §2.6). Window ``w`` of the shifted partition
-    (same numbering as :func:`token_index` with ``shift``).
+    same column bands, on the rolled padded grid (docs/method/sparsevit.md, 2.5). Window ``w`` of the
+    shifted partition (same numbering as :func:`token_index` with ``shift``).
     """
     hp, wp, ws = geometry.padded_height, geometry.padded_width, window_size
 

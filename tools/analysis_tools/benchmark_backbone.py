@@ -8,8 +8,9 @@ Example (the numbers of docs/benchmark.md)::
 CONFIG is any config whose ``model.backbone`` (or ``model``) is a Swin backbone (mmdet's or
 ``mmsparse.SparseSwin``); its pruning ratios are ignored, the ``--ratios`` sets are measured instead.
 Every round times each model once, in turn, so load changes on a shared machine hit all rows alike.
-Reported: MACs (spec §7, core and paper convention), MAC ratio vs dense, median / min / IQM latency,
-speed-up vs dense mmdet Swin (median), and the ratio-0 check (max abs diff vs dense, must be 0).
+Reported: MACs (docs/method/sparsevit.md, 4: core and paper convention), MAC ratio vs dense, median /
+min / IQM latency, speed-up vs dense mmdet Swin (median), and the ratio-0 check (max abs diff vs dense,
+must be 0).
 
 ``--compile`` adds rows of both models under ``torch.compile`` (inductor, ``fullgraph=True``, one
 graph per ratio set), timed in the same rounds; ``--cuda-graph`` (CUDA only) adds rows replaying a

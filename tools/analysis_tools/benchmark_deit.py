@@ -8,10 +8,10 @@ Rows: dense mmpretrain ``VisionTransformer``; ``SparseDeiT`` with no sparsity (m
 bit for bit); compact S2ViTE exports keeping 70 % / 50 % of heads and MLP neurons per block; SViTE+
 token keep 0.7 / 0.5 (tokens physically removed); unstructured ERK masks at the paper's densities run
 (a) densely (zeros multiplied) and (b) with ``torch.sparse`` CSR weights (and BSR where the mask has
-empty blocks, which random masks do not). GFLOPs are MACs (spec §7; unstructured rows use the paper's
-density-weighted count). Every round times each model once, in turn, so load changes on a shared
-machine hit all rows alike; the median is reported. Speed-up = dense latency / row latency; the
-issue's target for compact and token rows is speed-up >= 0.9 x FLOPs ratio.
+empty blocks, which random masks do not). GFLOPs are MACs (docs/method/svite.md, 4; unstructured rows
+use the paper's density-weighted count). Every round times each model once, in turn, so load changes on
+a shared machine hit all rows alike; the median is reported. Speed-up = dense latency / row latency;
+the target for compact and token rows is speed-up >= 0.9 x FLOPs ratio.
 """
 import argparse
 import json

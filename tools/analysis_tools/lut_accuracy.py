@@ -1,4 +1,4 @@
-"""Accuracy of the latency look-up table (spec sparsevit.md §5, issue 7: |error| <= 5 %).
+"""Accuracy of the latency look-up table (docs/method/sparsevit.md, 6.2; target |error| <= 5 %).
 
 Measures a LUT for a SparseSwin block by block (what ``EvolutionSearchLoop`` does with
 ``constraint=dict(kind='latency')``), then times configurations directly and prints each estimate, the

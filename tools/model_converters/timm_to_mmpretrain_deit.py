@@ -6,7 +6,7 @@ Usage:
 SRC is a timm / official DeiT file (weights at the top level or under ``model``); DST gets
 ``{'state_dict': ...}`` with ``backbone.`` / ``head.layers.`` keys, loadable by an mmpretrain
 ``ImageClassifier`` with ``VisionTransformer`` / ``DistilledVisionTransformer`` or by
-``mmsparse.SparseDeiT`` / ``SparseDistilledDeiT`` (key table: specs/stack.md §6).
+``mmsparse.SparseDeiT`` / ``SparseDistilledDeiT`` (key table: ``_RULES`` and ``_BLOCK_RULES`` below).
 """
 import argparse
 import os.path as osp

@@ -1,7 +1,7 @@
 """``PruneGrowHook``: SViTE (unstructured) / S2ViTE (structured) dynamic sparse training.
 
 The hook only wires :class:`~mmsparse.sparsity.dynamic_sparsity.PruneGrowController` into the
-runner's life cycle (spec svite.md §3.7):
+runner's life cycle (docs/method/svite.md, 1.5):
 
 - ``before_run``: refuse an optimizer wrapper that cannot run the update (no gradient survives to
   ``after_train_iter``, see ``svite_optim_wrapper``);
@@ -76,7 +76,7 @@ class PruneGrowHook(Hook):
         structured: dict(score_sync='all_reduce'|'rank0', mlp_growth='gradient'|'random');
             head/MLP densities belong to ``model.backbone.structured``.
         tau: (start, end) of the SViTE+ token-selector temperature, linear in the optimizer step
-            (spec §5.5); applied to every module with a ``tau`` attribute and a ``scorer``.
+            (docs/method/svite.md, 3.2); applied to every module with a ``tau`` attribute and a ``scorer``.
         seed: mask RNG seed; None = the runner's seed (masks are broadcast from rank 0 anyway).
         debug: every rank appends one JSON line per update (t, rate, per-layer counts, mask
             digest) to ``<work_dir>/svite_updates_rank{r}.jsonl``.
@@ -302,7 +302,7 @@ class PruneGrowHook(Hook):
 
     @torch.no_grad()
     def _mask_ema(self, runner) -> None:
-        """Keep every EMA copy as sparse as the model (the reference never masks it, pitfall 16)."""
+        """Keep every EMA copy as sparse as the model (the reference never masks its EMA copy)."""
         ctrl = self.controller
         for ema in self._ema_modules(runner):
             if ctrl.masker is not None and ctrl.masker.masks:

@@ -1,6 +1,6 @@
 """Optimizer wrappers that keep SViTE masks exact and run prune-and-grow while gradients exist.
 
-Why the update lives in the optimizer wrapper and not in a hook (spec svite.md §3.7): mmengine's
+Why the update lives in the optimizer wrapper and not in a hook (docs/method/svite.md, 1.5): mmengine's
 ``OptimWrapper.update_params`` runs ``backward -> step() -> zero_grad()`` inside ``train_step``, and
 ``zero_grad`` sets every ``.grad`` to None. By ``after_train_iter`` the gradient that gradient-based
 growth (|dL/dw| at inactive positions) and the head scores need is gone. ``step()`` is the last

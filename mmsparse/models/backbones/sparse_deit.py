@@ -7,7 +7,8 @@ outputs with no sparsity. Unstructured SViTE needs nothing from the backbone (th
 
 - ``structured=dict(head_density | heads_kept, mlp_density | neurons_kept, mask_qkv_bias, seed)``
   adds bool buffers ``layers.i.attn.head_mask`` (H,) and ``layers.i.neuron_mask`` (F,) and keeps the
-  owned weight slices at exactly zero (spec §4.1); :meth:`SparseDeiT.export_compact` removes them.
+  owned weight slices at exactly zero (docs/method/svite.md, 2.1); :meth:`SparseDeiT.export_compact`
+  removes them.
 - ``token_selector=dict(num_tokens | keep_ratio, placement, train_drop, eval_noise)`` inserts the
   SViTE+ selector before block ``placement``; at inference dropped tokens are physically removed.
 """
@@ -301,7 +302,7 @@ class SparseDeiT(VisionTransformer):
     # ------------------------------------------------------------------ compact export
     @torch.no_grad()
     def export_compact(self) -> Tuple['SparseDeiT', dict]:
-        """Physically remove inactive heads and neurons (spec §4.6).
+        """Physically remove inactive heads and neurons (docs/method/svite.md, 2.4).
 
         Returns:
             (compact backbone, its config dict). The config is this backbone's constructor

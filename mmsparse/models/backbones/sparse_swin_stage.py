@@ -1,11 +1,11 @@
-"""Forward of one Swin stage's blocks with window activation pruning (spec ``sparsevit.md`` §2).
+"""Forward of one Swin stage's blocks with window activation pruning (docs/method/sparsevit.md, 2).
 
 Blocks before the stage's first pruned block b* run mmdet's own ``SwinBlock.forward`` (bit-identical to
 dense Swin and just as fast). From b* on, the stage stays in one zero-padded spatial buffer
 ``(B * Hp * Wp, C)``; each block gathers its kept windows with one flat index (regular and shifted
 partitions are both plain index maps into that buffer, so nothing is re-padded, rolled or partitioned),
 runs the whole block on them and writes them back in place. Windows that are not kept are never touched,
-which is the copy-through of the spec, and their gradient is the identity.
+which is SparseViT's copy-through (docs/method/sparsevit.md, 2.5), and their gradient is the identity.
 """
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -117,8 +117,9 @@ def _swin_block_ops(block, x, hw_shape):
 class WindowPath:
     """A stage on the window path from b* on: the zero-padded buffer and the window rankings.
 
-    Entering scores the tokens once (both parities' rankings come from this same map, §2.4) and copies
-    ``x`` into a private ``(B * Hp * Wp, C)`` buffer that :func:`window_block` updates in place.
+    Entering scores the tokens once (both parities' rankings come from this same map,
+    docs/method/sparsevit.md, 2.4) and copies ``x`` into a private ``(B * Hp * Wp, C)`` buffer that
+    :func:`window_block` updates in place.
 
     Args:
         x: ``(B, H * W, C)`` input of block b*.
@@ -186,7 +187,8 @@ def window_block(block: torch.nn.Module, path: WindowPath, k: int) -> torch.Tens
 
     Returns:
         ``(B, k)`` the kept window ids (regular or shifted numbering by the block's parity). With
-        ``k == 0`` nothing is computed: the block is the identity (§2.2).
+        ``k == 0`` nothing is computed: the block is the identity
+        (docs/method/sparsevit.md, 2.2).
     """
     shift = block.attn.shift_size
     kept = path.ranking(shift)[:, :k]

@@ -1,4 +1,4 @@
-"""One mmdet ``SwinBlock`` applied to a batch of gathered windows (spec ``sparsevit.md`` §2.5).
+"""One mmdet ``SwinBlock`` applied to a batch of gathered windows (docs/method/sparsevit.md, 2.5).
 
 These functions reuse the block's own modules (``norm1``, ``attn.w_msa``, ``attn.drop``, ``norm2``,
 ``ffn``), so a SparseSwin keeps mmdet's parameters and state_dict keys. Shapes use
