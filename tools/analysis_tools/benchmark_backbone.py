@@ -19,9 +19,17 @@ twin (max abs diff) and reports its first call (compile or record, plus one forw
 speed-up is against the dense model of the same kind and, in its own column, against eager dense.
 Compile times depend on inductor's on-disk cache: point ``TORCHINDUCTOR_CACHE_DIR`` at an empty
 folder for a cold compile.
+
+``--official FILE`` adds rows of the authors' SparseViT backbone (a local copy of
+``mit-han-lab/sparsevit``'s ``mmdet/models/backbones/sparsevit.py``; mmsparse does not ship it) with the
+same weights and ratios, eager, timed in the same rounds; each of our eager rows then also reports its
+speed-up against the official row of the same ratios ("vs official"). The official code keeps
+``int(nW * (1 - r))`` windows; SparseSwin runs with ``keep_rounding='reference_float'`` in that case so
+both keep the same windows (the max abs diff per set is printed). See ``official_sparsevit.py``.
 """
 import argparse
 import json
+import os.path as osp
 import statistics
 import sys
 import time
@@ -77,6 +85,11 @@ def parse_args(argv=None):
         default='inductor',
         help="torch.compile backend (e.g. 'aot_eager' to check the graphs without inductor)")
     p.add_argument(
+        '--official',
+        default=None,
+        metavar='FILE',
+        help="also time the official SparseViT backbone from this local copy of its sparsevit.py")
+    p.add_argument(
         '--cuda-graph',
         action='store_true',
         help='also time both models replayed as recorded CUDA graphs (needs --device cuda)')
@@ -122,6 +135,12 @@ def build_models(bb_cfg, seed, device):
     return dense, sparse
 
 
+def sparse_block_ratios(sparse, ratios):
+    """Per-stage per-block ratios of a ``--ratios`` entry (``None``: dense) for ``sparse``'s depths."""
+    from mmsparse.sparsity.ratios import validate_pruning_ratios
+    return [list(s) for s in validate_pruning_ratios(0.0 if ratios is None else ratios, sparse.depths)]
+
+
 def build_variants(args, dense, sparse, num_sets):
     """``[(kind, dense_callable, sparse_callable)]``: eager first, then the requested compiled kinds."""
     variants = [('eager', dense, sparse)]
@@ -147,7 +166,14 @@ def main(argv=None):
     from mmsparse.sparsity.ratios import validate_pruning_ratios
     bb_cfg = load_backbone_cfg(args.config)
     bb_cfg['fused_attention'] = not args.unfused
+    if args.official:
+        bb_cfg['keep_rounding'] = 'reference_float'  # the official code's window count
     dense, sparse = build_models(bb_cfg, args.seed, device)
+    official = None
+    if args.official:
+        sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # official_sparsevit.py, next to this file
+        from official_sparsevit import build_official
+        official = build_official(args.official, sparse)
     sets = []
     for item in args.ratios:
         sets.append((item, named_or_json_ratios(item)))
@@ -199,11 +225,24 @@ def main(argv=None):
                 f'max abs diff vs eager {vs_eager[kind, name]:.3g}',
                 flush=True)
 
-    times = {(kind, name): [] for kind, _, _ in variants for name, _ in entries}
+    timed = [(kind, dense_fn, sparse_fn, False) for kind, dense_fn, sparse_fn in variants]
+    if official is not None:
+        from official_sparsevit import set_official_ratios
+        timed.insert(1, ('official', official, official, True))
+        for name, ratios in entries:
+            ours_out = eager_out[name]
+            set_official_ratios(official, sparse_block_ratios(sparse, ratios))
+            print(
+                f'# official SparseViT {name}: max abs diff vs ours {diff(run(official), ours_out):.3g}',
+                flush=True)
+    times = {(kind, name): [] for kind, *_ in timed for name, _ in entries}
     for rnd in range(args.warmup + args.repeat):
-        for kind, dense_fn, sparse_fn in variants:
+        for kind, dense_fn, sparse_fn, is_official in timed:
             for name, ratios in entries:
                 fn = dense_fn if ratios is None else sparse_fn
+                if is_official:
+                    set_official_ratios(official, sparse_block_ratios(sparse, ratios))
+                    ratios = None  # our model is not run in this row
                 t0 = time.perf_counter()
                 run(fn, ratios)
                 if rnd >= args.warmup:
@@ -216,8 +255,8 @@ def main(argv=None):
     dense_macs = swin_macs(tuple(args.shape), None, **macs_kw)
     eager_dense_med = statistics.median(times['eager', 'dense mmdet Swin'])
     rows = []
-    for kind, _, _ in variants:
-        dense_med = statistics.median(times[kind, 'dense mmdet Swin'])
+    for kind, *_ in timed:
+        dense_med = statistics.median(times['eager' if kind == 'official' else kind, 'dense mmdet Swin'])
         for name, ratios in entries:
             block_ratios = None if ratios is None else [
                 list(s) for s in validate_pruning_ratios(ratios, sparse.depths)
@@ -238,10 +277,12 @@ def main(argv=None):
                     iqm_ms=interquartile_mean(t),
                     speedup=dense_med / med,
                     speedup_vs_eager_dense=eager_dense_med / med,
+                    speedup_vs_official=(statistics.median(times['official', name]) /
+                                         med if kind == 'eager' and official is not None else None),
                     first_call_s=first_call.get((kind, name)),
                     max_abs_diff_vs_eager=vs_eager.get((kind, name))))
 
-    kinds = ', '.join(kind for kind, _, _ in variants)
+    kinds = ', '.join(kind for kind, *_ in timed)
     print(f'# Swin backbone benchmark: input {args.batch}x3x{args.shape[0]}x{args.shape[1]}, '
           f'device {args.device}, threads {torch.get_num_threads()}, '
           f'{"bf16/fp16 autocast" if args.amp else "fp32"}, '
@@ -254,15 +295,21 @@ def main(argv=None):
           f'{" (bit-identical)" if max_diff == 0 else ""}')
     extra = len(variants) > 1
     print('| ratios | GMACs core | GMACs paper | MAC ratio | median ms | min ms | IQM ms | '
-          'speed-up vs dense | speed-up >= MAC ratio |' +
+          'speed-up vs dense | speed-up >= MAC ratio |' + (' vs official |' if official is not None else '') +
           (' speed-up vs eager dense | first call s | max abs diff vs eager |' if extra else ''))
-    print('|---|---|---|---|---|---|---|---|---|' + ('---|---|---|' if extra else ''))
+    print('|---|---|---|---|---|---|---|---|---|' + ('---|' if official is not None else '') +
+          ('---|---|---|' if extra else ''))
     for r in rows:
         ok = 'yes' if r['speedup'] >= r['mac_ratio'] else 'no'
         label = r['name'] if r['kind'] == 'eager' else f"{r['name']} ({r['kind']})"
+        if r['kind'] == 'official':
+            label = f"official SparseViT, {'ratio 0' if r['name'] == 'dense mmdet Swin' else r['name']}"
         line = (f"| {label} | {r['gmacs_core']:.3f} | {r['gmacs_paper']:.3f} | "
                 f"{r['mac_ratio']:.2f}x | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['iqm_ms']:.1f} | "
                 f"{r['speedup']:.2f}x | {ok} |")
+        if official is not None:
+            line += '' if r['speedup_vs_official'] is None else f" {r['speedup_vs_official']:.2f}x"
+            line += ' |'
         if extra:
             first = '' if r['first_call_s'] is None else f"{r['first_call_s']:.1f}"
             d = '' if r['max_abs_diff_vs_eager'] is None else f"{r['max_abs_diff_vs_eager']:.2g}"
