@@ -1,4 +1,4 @@
-"""Resource-constrained evolutionary search (spec sparsevit.md §5), free of any framework.
+"""Resource-constrained evolutionary search (docs/method/sparsevit.md, 3.3), free of any framework.
 
 The engine only knows a search space (``sample``/``mutate``/``crossover``/``key``) and two injected
 functions:
@@ -32,7 +32,7 @@ def _json_number(v):
 
 
 class EvolutionSearch:
-    """The reference's evolutionary search, step by step (§5 numbered steps).
+    """The reference's evolutionary search, step by step (SparseViT paper, Sec. 3.3).
 
     1. *Init*: draw with the space's sampler until ``population`` candidates are feasible.
     2. *Generation*: when ``population`` feasible members exist, the top ``parents`` by fitness
@@ -43,7 +43,9 @@ class EvolutionSearch:
     4. *Memoisation* by the space's canonical key: a repeat reuses the cached feasibility,
        constraint values and fitness (no new evaluation). A feasible repeat joins the population
        again, as in the reference, unless ``rejoin_repeats=False``.
-    5. *Best*: the highest fitness among feasible candidates (first one wins ties).
+    5. *Best*: the highest fitness among feasible candidates. Equal fitness is broken by the lower
+       cost (the constraint value ``cost_key``), so the chosen point is never dominated by one with the
+       same score and a smaller cost; then the first one wins. Parents are ranked the same way.
 
     Every drawn candidate, feasible or not, repeated or not, uses one unit of ``max_candidates``.
 
@@ -75,6 +77,9 @@ class EvolutionSearch:
         fingerprint (dict | None): JSON-safe description of what the cache depends on besides the
             genes (the constraint, the evaluation data); a resume with a different one is refused,
             because cached feasibility and fitness would no longer hold.
+        cost_key (str | None): the entry of the constraint values (e.g. ``'macs'``) that breaks ties in
+            fitness, lower first; a candidate without it ranks after those with it. None: the
+            earlier candidate wins a tie.
     """
 
     def __init__(self,
@@ -95,7 +100,8 @@ class EvolutionSearch:
                  broadcast_fn=None,
                  candidate_callback=None,
                  generation_callback=None,
-                 fingerprint=None):
+                 fingerprint=None,
+                 cost_key=None):
         if population < 1:
             raise ValueError(f'population must be >= 1, got {population}')
         num_mutation = population // 2 if num_mutation is None else int(num_mutation)
@@ -133,6 +139,7 @@ class EvolutionSearch:
         self.candidate_callback = candidate_callback
         self.generation_callback = generation_callback
         self.fingerprint = copy.deepcopy(fingerprint)
+        self.cost_key = cost_key
 
         self.rng = np.random.default_rng(self.seed)
         self.num_candidates = 0  # drawn candidates (budget used)
@@ -209,7 +216,7 @@ class EvolutionSearch:
         self.num_candidates += 1
         self.history.append(record)
         self.last_record = record
-        if entry['feasible'] and (self.best is None or entry['fitness'] > self.best['fitness']):
+        if entry['feasible'] and (self.best is None or self.rank(entry) < self.rank(self.best)):
             self.best = record
         if joined:
             self.consecutive_rejections = 0
@@ -230,14 +237,21 @@ class EvolutionSearch:
 
     def _next_generation(self):
         members = self.population
-        # stable sort: among equal fitness the earlier member ranks first
-        parents = sorted(members, key=lambda m: -m['fitness'])[:self.num_parents]
+        # stable sort: among equal fitness and cost the earlier member ranks first
+        parents = sorted(members, key=lambda m: self.rank(self.cache[m['key']]))[:self.num_parents]
         self.parents = [copy.deepcopy(p) for p in parents]
         finished = self.generation
         self.population = []
         self.generation += 1
         if self.generation_callback is not None:
             self.generation_callback(finished, members, self.parents)
+
+    def rank(self, result):
+        """Sort key of a feasible ``result`` (a record or cache entry with ``fitness`` and
+        ``constraints``): higher fitness first, then lower cost."""
+        if self.cost_key is None:
+            return (-result['fitness'], )
+        return (-result['fitness'], result['constraints'].get(self.cost_key, math.inf))
 
     # ------------------------------------------------------------------ state
     def _settings(self):
@@ -250,7 +264,8 @@ class EvolutionSearch:
             mutation_prob=self.mutation_prob,
             seed=self.seed,
             rejoin_repeats=self.rejoin_repeats,
-            fingerprint=self.fingerprint)
+            fingerprint=self.fingerprint,
+            cost_key=self.cost_key)
 
     def state_dict(self):
         """A deep snapshot of everything the future depends on, made of JSON types only (dicts with

@@ -4,8 +4,9 @@ import json
 from mmengine.config import Config
 
 from mmsparse.engine.loops.search_report import atomic_write, finetune_config_text, plot_pareto
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 
-RATIOS = [[.6, .6], [0.0, 0.0], [.2, .2, .4, .4, .5, .5], [0.0, 0.0]]
+RATIOS = PUBLISHED_RATIOS['cfg2']
 
 
 def test_finetune_config_binds_every_backbone(tmp_path):

@@ -1,4 +1,4 @@
-"""SparsityAwareAdaptationHook: per-iteration sampling in a real Runner (sparsevit.md §4, §13.12)."""
+"""SparsityAwareAdaptationHook: per-iteration sampling in a real Runner (docs/method/sparsevit.md, 3.1)."""
 import json
 import os.path as osp
 
@@ -187,3 +187,33 @@ def test_two_gloo_ranks_set_identical_ratios(toy_imagenet, tmp_path):
     assert rank0 == rank1
     for r in rank0:
         assert r['ratios'] == SPACE.to_block_ratios(SPACE.sample_at(SEED, r['iter']))
+
+
+class RatiosWithoutMacs(torch.nn.Module):
+    """Takes ratios but cannot tell its MACs."""
+
+    def __init__(self):
+        super().__init__()
+        self.ratios = SPACE.to_block_ratios(SPACE.uniform(0.0))
+
+    def set_pruning_ratios(self, ratios):
+        self.ratios = ratios
+
+    def get_pruning_ratios(self):
+        return self.ratios
+
+
+def test_logging_macs_needs_a_backbone_with_macs():
+    from types import SimpleNamespace
+
+    from mmsparse.engine.hooks import SparsityAwareAdaptationHook
+    runner = SimpleNamespace(model=torch.nn.Sequential(RatiosWithoutMacs()), seed=0)
+    with pytest.raises(
+            ValueError,
+            match=r'log_macs=True needs a backbone with macs\(hw, ratios\) .*'
+            r'RatiosWithoutMacs has none: set log_macs=False'):
+        SparsityAwareAdaptationHook(seed=0).before_run(runner)
+    hook = SparsityAwareAdaptationHook(seed=0, log_macs=False)
+    hook.before_run(runner)
+    hook.before_train_iter(SimpleNamespace(iter=3, optim_wrapper=None), 0)
+    assert runner.model[0].ratios == SPACE.to_block_ratios(SPACE.sample_at(0, 3))

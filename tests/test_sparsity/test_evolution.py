@@ -1,4 +1,4 @@
-"""EvolutionSearch with a fake deterministic fitness and constraint (spec sparsevit.md §5, §13.13)."""
+"""EvolutionSearch with a fake deterministic fitness and constraint (docs/method/sparsevit.md, 3.3)."""
 import json
 import pickle
 from collections import Counter
@@ -126,7 +126,7 @@ def test_best_never_worsens_and_budget():
 
 
 def test_infeasible_first_candidate_is_not_best():
-    """Pitfall 9: the reference marks candidate 0 as best even when it is infeasible."""
+    """The reference marks candidate 0 as best even when it is infeasible; here it never is."""
     for seed in range(100):
         search = make_search(Fake(), seed=seed, max_generations=None, max_candidates=30)
         search.step()
@@ -213,3 +213,49 @@ def test_pareto_front():
     # (3, .5) cheapest; (5, 2) beats (10, 1); (7, 3) beats (7, 2.5) and (12, 3); (12, 4) best score
     assert pareto_front(pts) == [5, 1, 2, 6]
     assert pareto_front([]) == []
+
+
+def two_level_fitness(genes):
+    """Only two scores, so most candidates tie: stage 1 pruned to at most 0.4 scores 1, else 0."""
+    return 1.0 if genes['s1'] <= 0.4 else 0.0
+
+
+def test_hand_made_tied_candidates_rank_by_score_then_lower_cost():
+    search = EvolutionSearch(SwinRatioSpace(), None, None, population=4, parents=2, cost_key='macs')
+    a = dict(index=0, fitness=0.5, constraints={'macs': 3.0})
+    b = dict(index=1, fitness=0.5, constraints={'macs': 2.0})  # same score as a, cheaper
+    c = dict(index=2, fitness=0.4, constraints={'macs': 1.0})  # cheapest, but a lower score
+    d = dict(index=3, fitness=0.5, constraints={'macs': 2.0})  # ties b exactly: the earlier b first
+    assert sorted([a, b, c, d], key=search.rank) == [b, d, a, c]
+    plain = EvolutionSearch(SwinRatioSpace(), None, None, population=4, parents=2)
+    assert sorted([a, b, c, d], key=plain.rank) == [a, b, d, c]  # no cost_key: the earlier wins
+
+
+@pytest.mark.parametrize('cost_key', ['macs', None])
+def test_tied_scores_choose_the_cheaper_candidate_as_best_and_as_parents(cost_key):
+    fake = Fake()
+    generations = []
+    search = EvolutionSearch(
+        SwinRatioSpace(),
+        two_level_fitness,
+        fake.constraint,
+        population=20,
+        parents=5,
+        max_generations=3,
+        seed=0,
+        cost_key=cost_key,
+        generation_callback=lambda g, members, parents: generations.append((members, parents)))
+    best = search.run()
+    feasible = [r for r in search.history if r['feasible']]
+    top = [r for r in feasible if r['fitness'] == best['fitness']]
+    assert best['fitness'] == max(r['fitness'] for r in feasible) and len(top) > 1  # a real tie
+    cheapest = min(r['constraints']['macs'] for r in top)
+    if cost_key is None:  # the earlier candidate wins a tie, even when it costs more
+        assert best['index'] == min(r['index'] for r in top)
+        assert best['constraints']['macs'] > cheapest
+    else:  # never dominated: no feasible candidate scores as well at a lower cost
+        assert best['constraints']['macs'] == cheapest
+        assert best['index'] == min(r['index'] for r in top if r['constraints']['macs'] == cheapest)
+        for members, parents in generations:
+            ranked = sorted(members, key=lambda m: (-m['fitness'], fake_cost(m['genes']), m['index']))
+            assert [p['index'] for p in parents] == [m['index'] for m in ranked[:5]]

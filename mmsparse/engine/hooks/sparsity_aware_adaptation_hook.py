@@ -1,11 +1,12 @@
-"""``SparsityAwareAdaptationHook``: SparseViT's sparsity-aware adaptation (spec sparsevit.md §4).
+"""``SparsityAwareAdaptationHook``: SparseViT's sparsity-aware adaptation (docs/method/sparsevit.md, 3.1).
 
 Every training iteration sets one random layer-wise window-pruning configuration on every module of
 the model that has ``set_pruning_ratios`` (``SparseSwin``). The draw is a function of
 ``(seed, optimizer step)`` only (:meth:`SwinRatioSpace.sample_at`), so all ranks agree without
 communication and a resumed run repeats the sequence. Validation and test use ``val_ratios``
-(dense by default); nothing is sampled there. The sampler and cost model are the torch-free
-``mmsparse.sparsity.search_space`` / ``cost``; this file only calls them at the right moments.
+(dense by default); nothing is sampled there. The sampler is the torch-free
+``mmsparse.sparsity.search_space`` and the MACs come from the backbone's own ``macs()``; this file only
+calls them at the right moments.
 """
 import json
 import os.path as osp
@@ -29,12 +30,13 @@ class SparsityAwareAdaptationHook(Hook):
 
     Args:
         choices: the ratio grid (default 0, 0.1, ..., 0.8).
-        sample: 'per_stage_sorted' (§4: per stage depth/2 i.i.d. grid draws, sorted ascending).
+        sample: 'per_stage_sorted' (docs/method/sparsevit.md, 3.1: per stage depth/2 i.i.d. grid
+            draws, sorted ascending).
         val_ratios: ratios for val/test: None (dense), per-stage per-block lists, or a genes dict.
         fixed: genes the space keeps fixed, e.g. ``{'s0': 0.0}`` (see ``SwinRatioSpace``).
         seed: seed of the draw; None = rank 0's runner seed.
-        log_macs: log the MACs per image of the sampled ratios (``mmsparse.sparsity.cost``; the
-            input size is read from the backbone's input at each forward).
+        log_macs: log the MACs per image of the sampled ratios (the backbone's ``macs(hw, ratios)``;
+            the input size is read from the backbone's input at each forward).
         debug: every rank appends ``{"iter", "genes", "ratios", "macs"}`` per iteration to
             ``<work_dir>/saa_ratios_rank{r}.jsonl``.
     """
@@ -73,6 +75,11 @@ class SparsityAwareAdaptationHook(Hook):
         depths = {tuple(len(s) for s in t.get_pruning_ratios()) for t in self.targets}
         if len(depths) != 1:
             raise ValueError(f'SparsityAwareAdaptationHook: backbones with different depths {depths}')
+        if self.log_macs and not callable(getattr(self.targets[0], 'macs', None)):
+            raise ValueError(
+                f'SparsityAwareAdaptationHook: log_macs=True needs a backbone with macs(hw, ratios) '
+                f'(such as mmsparse.SparseSwin); {type(self.targets[0]).__name__} has none: set '
+                'log_macs=False')
         self.space = SwinRatioSpace(depths=depths.pop(), choices=self.choices, fixed=self.fixed)
         self.val_ratios = self._resolve_val_ratios(self.val_ratios_cfg)
         if self.seed is None:
@@ -138,11 +145,10 @@ class SparsityAwareAdaptationHook(Hook):
 
     # ------------------------------------------------------------------ cost
     def macs(self, ratios) -> Optional[int]:
-        """MACs per image of the first backbone at its last input size (None before a forward)."""
+        """MACs per image of the first backbone at its last input size (None before a forward), by
+        the backbone's own ``macs(hw, ratios)``."""
         target = self.targets[0]
         hw = self._input_hw.get(id(target))
         if hw is None:
             return None
-        from mmsparse.engine.loops.search_constraints import swin_cost_kwargs
-        from mmsparse.sparsity.cost import swin_macs
-        return swin_macs(hw, ratios, **swin_cost_kwargs(target))
+        return target.macs(hw, ratios)

@@ -26,7 +26,8 @@ class SearchConstraint:
 
     Keys (units): ``kind`` 'macs' (G MACs of ``batch`` images) or 'latency' (ms); ``max``/``min`` the
     window (either may be None); ``batch``; ``cost_fn`` (``block_ratios -> G MACs``, replaces the
-    analytic model) and ``cost_kwargs`` (overrides of its architecture arguments); latency only:
+    backbone's ``macs()``) and ``cost_kwargs`` (keyword overrides passed to the backbone's ``macs()``,
+    e.g. ``convention='paper'``); latency only:
     ``direct`` (time every candidate instead of a look-up table), ``lut`` (table file, default
     ``<work_dir>/latency_lut.json``), ``device_name``, ``build_lut`` (measure a missing table),
     ``warmup``/``iters`` (calls per timing), ``lut_warmup``/``lut_iters`` (the same while building
@@ -106,41 +107,22 @@ class SearchConstraint:
         return f'SearchConstraint({given})'
 
 
-def swin_cost_kwargs(backbone):
-    """Architecture arguments of :func:`mmsparse.sparsity.cost.swin_macs` read from an mmdet-style
-    Swin backbone (``patch_embed.projection``, ``stages[s].blocks[b].attn.w_msa``, ``ffn``); the
-    ones it cannot find stay at the Swin-T defaults of ``swin_macs``."""
-    kwargs = dict(depths=tuple(len(s) for s in backbone.get_pruning_ratios()))
-    try:
-        proj = backbone.patch_embed.projection
-        kwargs.update(
-            embed_dims=proj.out_channels, patch_size=proj.kernel_size[0], in_channels=proj.in_channels)
-        block = backbone.stages[0].blocks[0]
-        kwargs.update(
-            window_size=block.attn.w_msa.window_size[0],
-            mlp_ratio=block.ffn.feedforward_channels / proj.out_channels)
-        kwargs['out_indices'] = tuple(backbone.out_indices)
-    except (AttributeError, IndexError, TypeError):
-        pass
-    options = getattr(backbone, 'window_options', None)
-    for name in ('keep_rounding', 'min_keep'):
-        if hasattr(options, name):
-            kwargs[name] = getattr(options, name)
-    return kwargs
-
-
-def build_macs_fn(backbone, input_shape, batch, cost_kwargs=None):
-    """``block_ratios -> G MACs`` of ``batch`` images through ``backbone`` (spec §7)."""
-    try:  # the cost model lives in the torch-free core; imported late so tests can inject one
-        from mmsparse.sparsity.cost import swin_macs
-    except ImportError as e:
-        raise ImportError('constraint.kind="macs" needs mmsparse.sparsity.cost or an injected '
-                          'constraint.cost_fn') from e
-    shape, batch = tuple(input_shape), int(batch)
-    kwargs = swin_cost_kwargs(backbone)
-    kwargs.update(cost_kwargs or {})  # explicit settings win
-    print_log(f'MACs model: swin_macs({shape}, batch={batch}, {kwargs})', logger='current')
-    return lambda block_ratios: swin_macs(shape, block_ratios, batch=batch, **kwargs) / 1e9
+def build_macs_fn(backbone, input_shape, batch, cost_kwargs=None, name='the backbone'):
+    """``block_ratios -> G MACs`` of ``batch`` images through ``backbone``, by the backbone's own
+    ``macs(hw, ratios, batch, **overrides)`` (docs/method/sparsevit.md, 4); ``cost_kwargs`` are the
+    overrides (e.g. ``convention='paper'``). ``name``: the backbone's name in the model, for errors."""
+    if not callable(getattr(backbone, 'macs', None)):
+        raise ValueError(f"constraint.kind='macs' needs a backbone with macs(hw, ratios, batch) (such as "
+                         f"mmsparse.SparseSwin) or an injected constraint.cost_fn (block_ratios -> G MACs); "
+                         f'{name} ({type(backbone).__name__}) has no macs()')
+    shape, batch, overrides = tuple(input_shape), int(batch), dict(cost_kwargs or {})
+    backbone.macs(shape, None, batch, **overrides)  # refuses bad overrides before the search starts
+    arguments = backbone.macs_arguments() if callable(getattr(backbone, 'macs_arguments', None)) else {}
+    print_log(
+        f'MACs model: {type(backbone).__name__}.macs({shape}, batch={batch}, {overrides}) with the '
+        f'architecture {arguments}',
+        logger='current')
+    return lambda block_ratios: backbone.macs(shape, block_ratios, batch, **overrides) / 1e9
 
 
 def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
@@ -182,42 +164,37 @@ def build_latency_fn(backbone, c, input_shape, device, work_dir, space):
 
 
 def _measure_lut(backbone, c, input_shape, device, dev, space):
-    """A LUT for ``backbone``: part by part through :func:`measure_swin_lut` when it is a
-    ``SparseSwin`` (``lut_rounds`` passes, default 3; then fitted to whole-model timings of
-    ``lut_fit`` random configurations, default 16, 0 for none), else from whole-backbone timings
-    (:meth:`LatencyLUT.calibrate`); ``lut_warmup``/``lut_iters`` per timing (default
-    ``warmup``/``iters``)."""
-    from mmsparse.models.backbones import SparseSwin, measure_swin_lut
+    """A LUT for ``backbone``, measured part by part by its ``block_timer()``
+    (:func:`~mmsparse.models.backbones.swin_block_timer.measure_swin_lut`, ``lut_rounds`` passes) and
+    then fitted to whole-model timings of ``lut_fit`` random configurations (0: no fit);
+    ``lut_warmup``/``lut_iters`` per timing (default ``warmup``/``iters``)."""
+    if not callable(getattr(backbone, 'block_timer', None)):
+        raise ValueError(f"constraint.kind='latency' measures its look-up table with the backbone's "
+                         f'block_timer() (such as mmsparse.SparseSwin has); {type(backbone).__name__} has '
+                         'none: give constraint.lut a measured table, or time every candidate with '
+                         'constraint.direct=True')
+    from mmsparse.models.backbones.swin_block_timer import measure_swin_lut
     warmup = int(c.warmup if c.lut_warmup is None else c.lut_warmup)
     iters = int(c.iters if c.lut_iters is None else c.lut_iters)
-    batch = int(c.batch)
-    if isinstance(backbone, SparseSwin):
-        bars = []
+    bars = []
 
-        def progress(done, total):
-            if not is_main_process():
-                return
-            if not bars:
-                bars.append(ProgressBar(total))
-            bars[0].update()
+    def progress(done, total):
+        if not is_main_process():
+            return
+        if not bars:
+            bars.append(ProgressBar(total))
+        bars[0].update()
 
-        fit_configs = space.sample_block_ratios(np.random.default_rng(54321), int(c.lut_fit))
-        return measure_swin_lut(
-            backbone,
-            input_shape,
-            space.choices,
-            batch,
-            device,
-            warmup,
-            iters,
-            dev,
-            int(c.lut_rounds),
-            progress,
-            fit_configs=fit_configs)
-    from mmsparse.sparsity.cost import swin_macs_breakdown
-    kwargs = swin_cost_kwargs(backbone)
-    num_windows = swin_macs_breakdown(tuple(input_shape), None, **kwargs)['num_windows']
-    timer = direct_latency_fn(backbone, input_shape, batch, device, warmup, iters)
-    meta = dict(device=dev, shape=list(input_shape), batch=batch)
-    return LatencyLUT.calibrate(timer, num_windows, list(space.depths), space.choices, meta,
-                                kwargs.get('keep_rounding', 'exact'), kwargs.get('min_keep', 0))
+    fit_configs = space.sample_block_ratios(np.random.default_rng(54321), int(c.lut_fit))
+    return measure_swin_lut(
+        backbone,
+        input_shape,
+        space.choices,
+        int(c.batch),
+        device,
+        warmup,
+        iters,
+        dev,
+        int(c.lut_rounds),
+        progress,
+        fit_configs=fit_configs)

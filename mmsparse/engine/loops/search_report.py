@@ -1,6 +1,7 @@
 """Files the evolution search leaves in the work dir: best ratios, Pareto plot, fine-tune config.
 
-Kept apart from the loop so that each output can be produced (and tested) from a plain history.
+Kept apart from the loop so that each output can be produced (and tested) from a plain history;
+:func:`write_search_outputs` writes all three at the end of a search.
 """
 import json
 import os
@@ -8,7 +9,11 @@ import os.path as osp
 import pprint
 import tempfile
 
+from mmengine.config import Config
+from mmengine.logging import print_log
+
 from mmsparse.sparsity.evolution import pareto_front
+from .search_constraints import UNITS
 
 
 def atomic_write(path, data, mode='w'):
@@ -23,6 +28,11 @@ def atomic_write(path, data, mode='w'):
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def values_text(values):
+    """``{'macs': 0.3353}`` -> ``'0.335 G MACs'``: constraint values in words."""
+    return ', '.join(f'{v:.3f} {UNITS.get(k, k)}' for k, v in values.items())
 
 
 def write_best(path, best, block_ratios, score_key, references, space_desc, lut_errors=None):
@@ -131,3 +141,93 @@ def _merge(dst, src):
             _merge(dst[k], v)
         else:
             dst[k] = v
+
+
+def write_search_outputs(work_dir,
+                         best,
+                         block_ratios,
+                         score_key,
+                         history,
+                         references,
+                         space_desc,
+                         constraint,
+                         target_names,
+                         fallback_hooks=None,
+                         lut_errors=None,
+                         base_config=None,
+                         finetune_name=None,
+                         finetune=None):
+    """``best_ratios.json``, ``pareto.png`` and ``finetune_<name>.py`` of a finished search.
+
+    Args:
+        work_dir (str): where they go.
+        best (dict): the chosen record; ``block_ratios`` its per-stage per-block ratios.
+        score_key, history, references, space_desc, lut_errors: as in :func:`write_best` /
+            :func:`plot_pareto`.
+        constraint (SearchConstraint): the budget (its kind is the Pareto plot's x axis).
+        target_names (list[str]): names of the ratio targets in the model (``'backbone'``).
+        base_config (str | None): the config the fine-tune config inherits; without a file there,
+            no fine-tune config is written (and the log says so).
+        finetune_name (str | None): ``finetune_<name>.py``; default ``<config stem>_<kind><max>``.
+        finetune (dict | None): top-level overrides of the fine-tune config (its schedule).
+        fallback_hooks (list | None): the running config's ``custom_hooks``, used when
+            ``base_config`` cannot be parsed.
+    """
+    write_best(
+        osp.join(work_dir, 'best_ratios.json'),
+        best,
+        block_ratios,
+        score_key,
+        references,
+        space_desc,
+        lut_errors=lut_errors)
+    plot_pareto(osp.join(work_dir, 'pareto.png'), history, constraint.kind, score_key, references)
+    if not base_config or not osp.isfile(base_config):
+        print_log('no config file to inherit (pass base_config=): the fine-tune config was not '
+                  'written',
+                  logger='current')
+        return
+    c = constraint
+    name = finetune_name or (f'{osp.splitext(osp.basename(base_config))[0]}_{c.kind}'
+                             f'{"" if c.max is None else format(c.max, "g")}')
+    hooks = _base_custom_hooks(base_config, fallback_hooks)
+    if hooks is not None:  # fine-tuning keeps the ratios fixed: drop the sampling hook
+        hooks = [
+            h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in hooks
+            if 'SparsityAwareAdaptationHook' not in str(h.get('type', ''))
+        ]
+    header = (f'# found by EvolutionSearchLoop: {score_key} {best["fitness"]:.4f} at '
+              f'{values_text(best["constraints"])}; '
+              f'genes {json.dumps(best["genes"])}')
+    text = finetune_config_text(
+        osp.abspath(base_config), _config_paths(target_names), block_ratios, hooks, finetune, header=header)
+    path = osp.join(work_dir, f'finetune_{name}.py')
+    atomic_write(path, text)
+    print_log(
+        f'best ratios {block_ratios} written to {work_dir} (best_ratios.json, pareto.png, '
+        f'{osp.basename(path)})',
+        logger='current')
+
+
+def _base_custom_hooks(base, fallback):
+    """``custom_hooks`` of the config the fine-tune config inherits (``fallback`` if unreadable)."""
+    try:
+        return Config.fromfile(base).get('custom_hooks', None)
+    except Exception as e:  # noqa: BLE001  (a config we cannot parse: say so, use the run's)
+        print_log(
+            f'could not read custom_hooks from {base} ({e}); using the running config', logger='current')
+        return fallback
+
+
+def _config_paths(target_names):
+    """Where each target sits under ``model`` in a config (``'backbone'``; ``''`` = the model)."""
+    paths = []
+    for name in target_names:
+        if any(part.isdigit() for part in name.split('.')):
+            print_log(
+                f'{name} sits in a module list, which a config cannot address: set its ratios '
+                'in the fine-tune config by hand',
+                logger='current')
+            continue
+        paths.append(name)
+    return paths

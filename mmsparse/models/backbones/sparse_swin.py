@@ -10,21 +10,30 @@ are guarded by value (a new set compiles once, an old one is reused) and the eag
 masks and biases are bypassed while compiling, so new images never recompile.
 """
 import contextlib
-from typing import List, Optional, Tuple
+import inspect
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
 
 from mmsparse.registry import MODELS
+from mmsparse.sparsity.cost import swin_macs, swin_macs_breakdown
 from mmsparse.sparsity.ratios import validate_pruning_ratios
 from mmsparse.sparsity.window_selection import KEEP_ROUNDINGS, SCORE_MODES
 from .sparse_swin_stage import GeometryCache, WindowPathOptions, sparse_stage_forward
+from .swin_block_timer import SwinBlockTimer
 
 PAD_MODES = ('dense', 'reference')
 # the constructor arguments SparseSwin adds to mmdet's SwinTransformer (a dense twin drops them)
 SPARSE_ONLY_ARGS = ('pruning_ratios', 'score_mode', 'pad_mode', 'keep_rounding', 'min_keep',
                     'record_selection', 'force_window_path', 'fused_attention')
 RATIOS_KEY = 'pruning_ratios'
+# the constructor arguments of mmdet's SwinTransformer that the analytic MACs depend on
+MACS_ARCH_ARGS = ('embed_dims', 'depths', 'window_size', 'patch_size', 'mlp_ratio', 'in_channels',
+                  'out_indices')
+# the keyword arguments of ``swin_macs`` that ``SparseSwin.macs`` lets a caller override
+MACS_OVERRIDES = tuple(
+    p for p in inspect.signature(swin_macs_breakdown).parameters if p not in ('shape', 'ratios'))
 
 
 @MODELS.register_module()
@@ -47,11 +56,10 @@ class SparseSwin(SwinTransformer):
             stage, one ``(B, k)`` tensor (or ``None`` on the dense path) per block.
         force_window_path: run the window path even when nothing is pruned (a test switch).
         fused_attention: on the window path, without gradient, compute attention with
-            ``F.scaled_dot_product_attention`` (bias and mask passed as one additive mask). Measured
-            on a 2-core CPU at 672x672 it makes cfg2 1.73x instead of 1.58x faster than dense Swin
-            (docs/benchmark.md), unlike the spec's note that SDPA gives no CPU gain: a stride-0
-            expanded bias keeps PyTorch on its fused kernel. Outputs differ from the op-by-op path by
-            float rounding (~1e-6); training and the dense path never use it.
+            ``F.scaled_dot_product_attention`` (bias and mask passed as one additive mask, the bias
+            expanded with stride 0 so that PyTorch keeps its fused kernel); where that is faster is
+            measured in docs/benchmark.md. Outputs differ from the op-by-op path by float rounding
+            (~1e-6); training and the dense path never use it.
     """
 
     def __init__(self,
@@ -66,6 +74,10 @@ class SparseSwin(SwinTransformer):
                  fused_attention: bool = True,
                  **kwargs):
         super().__init__(*args, **kwargs)
+        # what this backbone was built with (mmdet's Swin keeps most of it only inside its modules)
+        built = inspect.signature(SwinTransformer.__init__).bind(self, *args, **kwargs)
+        built.apply_defaults()
+        self.arch_args = {name: built.arguments[name] for name in MACS_ARCH_ARGS + ('strides', )}
         _check_choice('score_mode', score_mode, SCORE_MODES)
         _check_choice('pad_mode', pad_mode, PAD_MODES)
         _check_choice('keep_rounding', keep_rounding, KEEP_ROUNDINGS)
@@ -108,6 +120,57 @@ class SparseSwin(SwinTransformer):
             yield self
         finally:
             self._pruning_ratios = previous
+
+    # ---------------------------------------------------------------- cost
+    def macs_arguments(self) -> dict:
+        """The architecture keyword arguments of :func:`mmsparse.sparsity.cost.swin_macs` for this
+        backbone, from its own constructor arguments and window options (never Swin-T defaults)."""
+        strides = tuple(int(s) for s in self.arch_args['strides'])
+        if any(s != 2 for s in strides[1:]):
+            # the cost model halves the map at every patch merging
+            raise ValueError(f'SparseSwin.macs: the MACs model needs strides (patch_size, 2, 2, ...), got '
+                             f'strides={strides}')
+        args = {name: self.arch_args[name] for name in MACS_ARCH_ARGS}
+        args['depths'] = tuple(self.depths)
+        args['out_indices'] = tuple(args['out_indices'])
+        args.update(keep_rounding=self.window_options.keep_rounding, min_keep=self.window_options.min_keep)
+        return args
+
+    def macs(self, hw: Sequence[int], ratios=None, batch: int = 1, **overrides) -> int:
+        """Analytic MACs of ``batch`` images of ``hw = (H, W)`` pixels through this backbone.
+
+        Args:
+            hw: input image size ``(H, W)`` in pixels.
+            ratios: anything ``set_pruning_ratios`` accepts; None: the ratios currently set.
+            batch: images per forward (the MACs scale with it).
+            overrides: keyword arguments of ``swin_macs`` that replace this backbone's own, e.g.
+                ``convention='paper'`` (see :func:`mmsparse.sparsity.cost.swin_macs_breakdown`).
+
+        Returns:
+            the MACs (1 MAC = one multiply-add), an int.
+        """
+        unknown = sorted(set(overrides) - set(MACS_OVERRIDES))
+        if unknown:
+            raise ValueError(
+                f'SparseSwin.macs: unknown argument(s) {unknown}; allowed: {list(MACS_OVERRIDES)}')
+        ratios = self._pruning_ratios if ratios is None else validate_pruning_ratios(ratios, self.depths)
+        return swin_macs(tuple(hw), ratios, batch=batch, **{**self.macs_arguments(), **overrides})
+
+    def block_timer(self,
+                    input_shape: Sequence[int],
+                    batch: int = 1,
+                    device=None,
+                    **kwargs) -> SwinBlockTimer:
+        """A :class:`SwinBlockTimer` that times the parts of this backbone's forward on its own
+        (for the latency look-up table); ``kwargs`` as there (``warmup``, ``iters``, ``measure``,
+        ``chunk``)."""
+        return SwinBlockTimer(self, input_shape, batch, device, **kwargs)
+
+    @property
+    def geometry_cache(self) -> GeometryCache:
+        """The eager cache of window index maps, masks and biases that every forward shares (a block
+        timed on its own must use it too, as inside a whole forward)."""
+        return self._geometry_cache
 
     def _register_ratio_hooks(self) -> None:
         post_hook = getattr(self, 'register_state_dict_post_hook', None) \

@@ -1,4 +1,5 @@
-"""Times each part of a ``SparseSwin`` forward on its own, for the latency look-up table (spec §5).
+"""Times each part of a ``SparseSwin`` forward on its own, for the latency look-up table
+(docs/method/sparsevit.md, 6.2).
 
 ``LatencyLUT.measure`` adds the parts up; timing them alone, on the very inputs the dense forward feeds
 each stage, keeps what does not scale per block (scoring, the padded copy, the rankings) out of the
@@ -68,11 +69,11 @@ class SwinBlockTimer(BlockTimer):
     def _enter(self, stage: int) -> WindowPath:
         blocks, x, hw_shape = self._stage(stage)
         bb = self.backbone
-        return WindowPath(x, hw_shape, blocks[0].attn.window_size, bb.window_options, bb._geometry_cache)
+        return WindowPath(x, hw_shape, blocks[0].attn.window_size, bb.window_options, bb.geometry_cache)
 
     def dense_block(self, stage: int, block: int) -> float:
         blocks, x, hw_shape = self._stage(stage)
-        return self._time(lambda: dense_block(blocks[block], x, hw_shape, self.backbone._geometry_cache))
+        return self._time(lambda: dense_block(blocks[block], x, hw_shape, self.backbone.geometry_cache))
 
     def stage_entry(self, stage: int) -> float:
         shifts = sorted({blk.attn.shift_size for blk in self._stage(stage)[0]})
@@ -124,7 +125,8 @@ def measure_swin_lut(backbone: torch.nn.Module,
         fit_configs: configurations (e.g. draws of the search space) to fit the LUT's fixed part
             and path scales on, from whole-model timings (``LatencyLUT.fit``); None: no fit.
     """
-    timer = SwinBlockTimer(backbone, input_shape, batch, device, warmup, iters, measure, chunk)
+    timer = backbone.block_timer(
+        input_shape, batch, device, warmup=warmup, iters=iters, measure=measure, chunk=chunk)
     options = backbone.window_options
     meta = dict(
         device=device_label or device_name(device), shape=[int(v) for v in input_shape], batch=int(batch))
@@ -163,7 +165,7 @@ def choose_window_attention(backbone: torch.nn.Module,
             return sorted(samples)[len(samples) // 2]
 
     options = backbone.window_options
-    timer = SwinBlockTimer(backbone, input_shape, batch, device, measure=measure)
+    timer = backbone.block_timer(input_shape, batch, device, measure=measure)
     totals = {}
     for fused in (True, False):
         backbone.window_options = options._replace(fused_attention=fused)
