@@ -162,8 +162,6 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    from mmsparse.sparsity.cost import swin_macs
-    from mmsparse.sparsity.ratios import validate_pruning_ratios
     bb_cfg = load_backbone_cfg(args.config)
     bb_cfg['fused_attention'] = not args.unfused
     if args.official:
@@ -248,21 +246,16 @@ def main(argv=None):
                 if rnd >= args.warmup:
                     times[kind, name].append((time.perf_counter() - t0) * 1e3)
 
-    c0 = bb_cfg.get('embed_dims', 96)
-    depths = tuple(bb_cfg.get('depths', (2, 2, 6, 2)))
-    ws = bb_cfg.get('window_size', 7)
-    macs_kw = dict(batch=args.batch, embed_dims=c0, depths=depths, window_size=ws)
-    dense_macs = swin_macs(tuple(args.shape), None, **macs_kw)
+    # the backbone's own cost model (its architecture, keep_rounding and min_keep)
+    dense_macs = sparse.macs(tuple(args.shape), 0.0, batch=args.batch)
     eager_dense_med = statistics.median(times['eager', 'dense mmdet Swin'])
     rows = []
     for kind, *_ in timed:
         dense_med = statistics.median(times['eager' if kind == 'official' else kind, 'dense mmdet Swin'])
         for name, ratios in entries:
-            block_ratios = None if ratios is None else [
-                list(s) for s in validate_pruning_ratios(ratios, sparse.depths)
-            ]
-            core = swin_macs(tuple(args.shape), block_ratios, **macs_kw)
-            paper = swin_macs(tuple(args.shape), block_ratios, convention='paper', **macs_kw)
+            block_ratios = sparse_block_ratios(sparse, ratios)
+            core = sparse.macs(tuple(args.shape), block_ratios, batch=args.batch)
+            paper = sparse.macs(tuple(args.shape), block_ratios, batch=args.batch, convention='paper')
             t = times[kind, name]
             med = statistics.median(t)
             rows.append(
