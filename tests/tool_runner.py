@@ -1,4 +1,7 @@
-"""Run the command-line tools of the repo in subprocesses, as a user would."""
+"""Run the command-line tools of the repo in subprocesses, as a user would, or import one as a module;
+build their ``--cfg-options`` and read what they wrote."""
+import hashlib
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -6,6 +9,32 @@ import subprocess
 import sys
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def load_tool(rel_path, name=None):
+    """Import ``<repo>/<rel_path>`` (e.g. ``'tools/analysis_tools/vis_windows.py'``) as a module: tools/
+    is not a package. ``name`` defaults to the file name without ``.py``."""
+    path = osp.join(REPO_ROOT, rel_path)
+    name = name or osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def data_root_options(root, loaders=LOADERS, suffix=''):
+    """``--cfg-options`` items pointing every dataloader's dataset at ``root``, with ``suffix`` appended
+    (``'/'`` where the task's configs write their ``data_root`` with a trailing slash)."""
+    return [f'{k}.dataset.data_root={root}{suffix}' for k in loaders]
+
+
+def coco_options(root):
+    """``--cfg-options`` items for a toy COCO tree at ``root``: every dataloader's ``data_root`` (with the
+    trailing slash mmdet's COCO configs write) and the evaluators' annotation file."""
+    ann_file = f'{root}/annotations/instances_val2017.json'
+    return data_root_options(
+        root, suffix='/') + [f'{k}.ann_file={ann_file}' for k in ('val_evaluator', 'test_evaluator')]
 
 
 def run_tool(args, timeout=900, env=None, check=True):
@@ -39,6 +68,31 @@ def read_scalars(work_dir):
             with open(path) as f:
                 records += [json.loads(line) for line in f if line.strip()]
     return records
+
+
+def tree_digest(root):
+    """``{relative path: sha1 of the bytes}`` of every file under ``root``."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = osp.join(folder, name)
+            with open(path, 'rb') as f:
+                out[osp.relpath(path, root)] = hashlib.sha1(f.read()).hexdigest()
+    return out
+
+
+def write_child_config(folder, name, body, base):
+    """Write ``<folder>/<name>``: a config inheriting ``base`` and adding ``body``; returns its path."""
+    path = osp.join(str(folder), name)
+    with open(path, 'w') as f:
+        f.write(f"_base_ = '{base}'\n" + body)
+    return path
+
+
+def read_svite_updates(work_dir, rank=0):
+    """The prune-and-grow updates the SViTE debug log of ``rank`` recorded (one dict per update)."""
+    with open(osp.join(work_dir, f'svite_updates_rank{rank}.jsonl')) as f:
+        return [json.loads(line) for line in f]
 
 
 def train_losses(work_dir):

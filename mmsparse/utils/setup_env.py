@@ -19,7 +19,6 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmsparse.engine  # noqa: F401,F811
     import mmsparse.evaluation  # noqa: F401,F811
     import mmsparse.models  # noqa: F401,F811
-    import mmsparse.visualization  # noqa: F401,F811
 
     if not init_default_scope:
         return

@@ -1,38 +1,18 @@
 """Helpers shared by the toy-dataset tests: load a generator script, fingerprint a folder."""
-import hashlib
-import importlib.util
-import os
-import os.path as osp
-
 import pytest
 
-REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+from tests.tool_runner import REPO_ROOT, load_tool, tree_digest
 
 
-def load_tool(name: str):
-    """Import ``tools/dataset_converters/<name>.py`` as a module (tools/ is not a package)."""
-    path = osp.join(REPO, 'tools', 'dataset_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'toy_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def tree_digest(root: str) -> dict:
-    """``{relative path: sha1 of bytes}`` of every file under ``root``."""
-    out = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = osp.join(folder, name)
-            with open(path, 'rb') as f:
-                out[osp.relpath(path, root)] = hashlib.sha1(f.read()).hexdigest()
-    return out
+def load_generator(name: str):
+    """Import ``tools/dataset_converters/<name>.py`` as a module."""
+    return load_tool(f'tools/dataset_converters/{name}.py', name=f'toy_tool_{name}')
 
 
 @pytest.fixture(scope='session')
 def toy_tool():
     """``toy_tool(name)`` -> the imported generator module."""
-    return load_tool
+    return load_generator
 
 
 @pytest.fixture(scope='session')
@@ -43,4 +23,4 @@ def digest():
 
 @pytest.fixture(scope='session')
 def repo_root():
-    return REPO
+    return REPO_ROOT

@@ -15,6 +15,7 @@ pytest.importorskip('onnxscript')
 from mmsparse.deployment import (TENSORRT_MAX_TOPK, build_model, check_exported_graph, export_onnx,
                                  export_part, read_metadata, run_onnxruntime)
 from mmsparse.sparsity.window_selection import num_kept_windows, stage_geometry, stage_hw
+from tests.tiny_models import TINY_DEIT
 from tests.tool_runner import REPO_ROOT
 
 SHAPE = (128, 160)
@@ -196,8 +197,7 @@ def test_topk_ranking_differs_from_stable_only_among_ties():
 
 # ---------------------------------------------------------------- SViTE
 
-ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256)
-DEIT = dict(arch=ARCH, img_size=32, patch_size=8)
+DEIT = dict(arch=TINY_DEIT, img_size=32, patch_size=8)
 
 
 def _deit(**kwargs):

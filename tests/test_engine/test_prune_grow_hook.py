@@ -1,5 +1,4 @@
 """PruneGrowHook inside a real mmengine Runner: schedule, logs, EMA, checkpoints, structured mode."""
-import json
 import math
 import os.path as osp
 
@@ -14,7 +13,7 @@ from mmengine.runner import Runner
 from mmsparse.sparsity.erk import layer_densities
 from mmsparse.sparsity.prune_grow import prune_rate
 from tests.test_engine.svite_toy import ToyNet, toy_loader
-from tests.tool_runner import read_scalars
+from tests.tool_runner import read_scalars, read_svite_updates
 
 
 def make_runner(work_dir,
@@ -54,11 +53,6 @@ def make_runner(work_dir,
         experiment_name=osp.basename(str(work_dir)))
 
 
-def read_updates(work_dir, rank=0):
-    with open(osp.join(work_dir, f'svite_updates_rank{rank}.jsonl')) as f:
-        return [json.loads(line) for line in f]
-
-
 def svite_hook(runner):
     return next(h for h in runner.hooks if type(h).__name__ == 'PruneGrowHook')
 
@@ -93,7 +87,7 @@ def test_schedule_updates_until_t_end_with_exact_per_layer_density(toy_run):
     runner, work = toy_run
     ctrl = svite_hook(runner).controller
     assert (ctrl.t_total, ctrl.t_end) == (10, 8)  # T_end = round(0.8 * 10)
-    updates = read_updates(work)
+    updates = read_svite_updates(work)
     assert [u['t'] for u in updates] == [2, 4, 6]  # Delta T = 2, none at t >= T_end
     shapes = {n: tuple(p.shape) for n, p in ctrl.masker.params.items()}
     target = layer_densities(shapes, 0.4, 'erk')
@@ -111,7 +105,7 @@ def test_updates_are_logged_to_message_hub_and_visualizer(toy_run):
     hub = runner.message_hub.log_scalars
     for key in ('rate', 'density', 'pruned', 'grown', 'swapped', 'itop', 'grown_survival'):
         assert f'train/svite/{key}' in hub, key
-    last = read_updates(work)[-1]
+    last = read_svite_updates(work)[-1]
     assert hub['train/svite/pruned'].current() == last['pruned']
     records = read_scalars(work)
     assert [r['svite_t'] for r in records if 'svite_t' in r] == [2, 4, 6]
@@ -151,8 +145,8 @@ def test_resume_in_process_equals_uninterrupted(tmp_path):
         assert torch.equal(value, c['state_dict'][key]), key
     for name, mask in a['svite']['masker']['masks'].items():
         assert torch.equal(mask, c['svite']['masker']['masks'][name])
-    assert [u['digest'] for u in read_updates(str(tmp_path / 'a'))][1:] == \
-        [u['digest'] for u in read_updates(str(tmp_path / 'c'))]  # updates at t = 4, 6 after resume
+    assert [u['digest'] for u in read_svite_updates(str(tmp_path / 'a'))][1:] == \
+        [u['digest'] for u in read_svite_updates(str(tmp_path / 'c'))]  # updates at t = 4, 6 after resume
 
 
 def test_plain_optim_wrapper_is_a_config_error_naming_the_field(tmp_path):
@@ -174,17 +168,17 @@ def test_bad_hook_arguments_raise_one_value_error_naming_the_field(kwargs, field
         PruneGrowHook(**kwargs)
 
 
+#: 2 blocks of 3 heads of 16 channels and 96 MLP neurons (``SparseDeiT`` arch)
+THREE_HEAD_DEIT = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+
+
 class TinyDeiTClassifier(BaseModel):
     """SparseDeiT (2 blocks, 3 heads of 16 dims, 96 MLP neurons) on 16x16 images + linear head."""
 
     def __init__(self, structured=None):
         super().__init__()
         from mmsparse.models.backbones import SparseDeiT
-        self.backbone = SparseDeiT(
-            arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96),
-            img_size=16,
-            patch_size=4,
-            structured=structured)
+        self.backbone = SparseDeiT(arch=THREE_HEAD_DEIT, img_size=16, patch_size=4, structured=structured)
         self.head = nn.Linear(48, 4)
 
     def forward(self, inputs, labels=None, mode='tensor'):
@@ -221,7 +215,7 @@ def test_structured_mode_keeps_head_and_neuron_counts(tmp_path):
         t_end=1.0,
         structured=dict(mlp_growth='random'))
     runner.train()
-    updates = read_updates(str(tmp_path))
+    updates = read_svite_updates(str(tmp_path))
     assert [u['t'] for u in updates] == [2, 4, 6]
     for u in updates:
         for name, layer in u['layers'].items():
@@ -254,7 +248,7 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
     runner.train()
     ctrl = svite_hook(runner).controller
     assert (ctrl.t_total, ctrl.t_end, ctrl.t) == (4, 4, 4)  # 8 iterations = 4 optimizer steps
-    updates = read_updates(str(tmp_path))
+    updates = read_svite_updates(str(tmp_path))
     assert [(u['t'], u['iter']) for u in updates] == [(1, 2), (2, 4), (3, 6)]
 
 
@@ -297,10 +291,7 @@ def test_token_selector_temperature_follows_the_linear_schedule_and_is_never_mas
     model = TinyDeiTClassifier()
     from mmsparse.models.backbones import SparseDeiT
     model.backbone = SparseDeiT(
-        arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96),
-        img_size=16,
-        patch_size=4,
-        token_selector=dict(num_tokens=12))
+        arch=THREE_HEAD_DEIT, img_size=16, patch_size=4, token_selector=dict(num_tokens=12))
     taus = []
     model.backbone.token_selector.register_forward_pre_hook(lambda m, a: taus.append(m.tau))
     runner = make_runner(
@@ -371,7 +362,7 @@ def test_structured_algorithm1_update_steps_move_weights_only_through_the_masks(
         hooks=[probe],
         loader=torch.utils.data.DataLoader(ImageData(), batch_size=8))
     runner.train()
-    assert [u['t'] for u in read_updates(str(tmp_path))] == [2]
+    assert [u['t'] for u in read_svite_updates(str(tmp_path))] == [2]
     names = [n for n, _ in model.named_parameters()]
     before_2, before_3 = probe.before[1], probe.before[2]  # around the update step t = 2
     for name, a, b in zip(names, before_2, before_3):

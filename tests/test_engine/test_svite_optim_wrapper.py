@@ -1,4 +1,5 @@
-"""SViTE optimizer wrappers: masks exact after every step, prune-and-grow inside step() (spec §3.7)."""
+"""SViTE optimizer wrappers: masks exact after every step, prune-and-grow inside step()
+(docs/method/svite.md, 1, "Where it runs")."""
 import math
 
 import pytest

@@ -1,13 +1,14 @@
-"""Cost model against every MACs row of spec sparsevit.md §7.2 and the paper's Tables 1-2."""
+"""Swin cost model (docs/method/sparsevit.md, 4) against the paper's Tables 1-2 and the reference's
+released configurations."""
 import itertools
 
 import pytest
 
 from mmsparse.sparsity.cost import block_macs_per_window, swin_macs, swin_macs_breakdown
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 
-CFG1 = [[.3, .3], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]]
-CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
-CFG3 = [[.7, .7], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+CFG1, CFG2, CFG3 = (PUBLISHED_RATIOS[name] for name in ('cfg1', 'cfg2', 'cfg3'))
+# the set printed in the paper's third SparseViT row (105.9 G), from the reference's first commit
 FIRST_COMMIT = [[.7, .7], [0, 0], [.3, .3, .4, .4, .7, .7], [0, 0]]
 UNIFORM_05 = [[.5] * 2, [.5] * 2, [.5] * 6, [.5] * 2]
 
@@ -18,7 +19,7 @@ ROWS = [
     ('cfg2 672', (672, 672), CFG2, 1, 96, 29.078, 29.115, None),
     ('cfg3 672', (672, 672), CFG3, 1, 96, 28.396, 28.431, None),
     ('uniform 0.5 672', (672, 672), UNIFORM_05, 1, 96, 20.699, 20.731, None),
-    ('dense 672 x4 (anomaly 1)', (672, 672), None, 4, 96, 161.63, 161.84, 161.8),
+    ('dense 672 x4 (the paper prints it as 640x640)', (672, 672), None, 4, 96, 161.63, 161.84, 161.8),
     ('R576 x4', (576, 576), None, 4, 96, 149.33, 149.50, 149.5),
     ('R544 x4', (544, 544), None, 4, 96, 119.69, 119.83, 119.8),
     ('R512 x4', (512, 512), None, 4, 96, 117.35, 117.49, 117.5),
@@ -28,7 +29,7 @@ ROWS = [
     ('cfg1 672 x4', (672, 672), CFG1, 4, 96, 139.33, 139.50, 139.5),
     ('cfg2 672 x4', (672, 672), CFG2, 4, 96, 116.31, 116.46, 116.5),
     ('cfg3 released 672 x4', (672, 672), CFG3, 4, 96, 113.58, 113.73, None),
-    ('first-commit set x4 (anomaly 2)', (672, 672), FIRST_COMMIT, 4, 96, 105.79, 105.93, 105.9),
+    ("first-commit set x4 (the paper's third row)", (672, 672), FIRST_COMMIT, 4, 96, 105.79, 105.93, 105.9),
     ('256x704 x6', (256, 704), None, 6, 96, 140.61, 140.76, 140.8),
     ('R224 224x616 x6', (224, 616), None, 6, 96, 78.37, 78.47, 78.5),
     ('R192 192x528 x6', (192, 528), None, 6, 96, 67.03, 67.10, 67.1),
@@ -37,26 +38,26 @@ ROWS = [
 
 
 @pytest.mark.parametrize('name,shape,ratios,batch,c0,core,paper_conv,printed', ROWS, ids=[r[0] for r in ROWS])
-def test_spec_rows(name, shape, ratios, batch, c0, core, paper_conv, printed):
+def test_macs_rows(name, shape, ratios, batch, c0, core, paper_conv, printed):
     got_core = swin_macs(shape, ratios, batch=batch, embed_dims=c0) / 1e9
     got_paper = swin_macs(shape, ratios, batch=batch, embed_dims=c0, convention='paper') / 1e9
-    # spec §13.10: core within 0.01 G, paper convention within 0.05 G of the spec's table
+    # core within 0.01 G and paper convention within 0.05 G of the values in ROWS
     assert got_core == pytest.approx(core, abs=0.01)
     assert got_paper == pytest.approx(paper_conv, abs=0.05)
     if printed is not None:
-        # the issue: every printed MACs entry of the paper's Tables 1-2 within 0.2 G ...
+        # every printed MACs entry of the paper's Tables 1-2 within 0.2 G ...
         assert got_paper == pytest.approx(printed, abs=0.2)
         # ... and in fact to the printed 0.1 G precision
         assert round(got_paper, 1) == printed
 
 
 def test_dense_640_is_not_the_papers_161_8():
-    # anomaly 1: the "640x640" row of Table 2 is dense 672^2; dense 640^2 is 159.0 G
+    # the "640x640" row of Table 2 (161.8 G) is dense 672^2; dense 640^2 is 159.0 G
     assert swin_macs((640, 640), batch=4, convention='paper') / 1e9 == pytest.approx(159.0, abs=0.05)
 
 
 def test_per_window_and_per_block_numbers_672():
-    # spec §7.1, Swin-T at 672^2, core
+    # Swin-T at 672^2, core convention, by part
     per_window = [block_macs_per_window(c) for c in (96, 192, 384, 768)]
     assert per_window == [5_880_000, 22_598_016, 88_548_096, 350_504_448]
     parts = swin_macs_breakdown((672, 672))
@@ -99,7 +100,7 @@ def test_min_keep_and_k_zero():
 
 
 def test_monotone_in_every_ratio():
-    # raising any one block's ratio on the grid never increases MACs (spec §13.10)
+    # raising any one block's ratio on the grid never increases MACs
     base = [[.2, .2], [.1, .1], [.1, .1, .3, .3, .4, .4], [0, 0]]
     for conv, (s, stage) in itertools.product(('core', 'paper'), enumerate(base)):
         for b in range(len(stage)):

@@ -1,4 +1,5 @@
-"""ERK per-layer densities against the SViTE spec §3.2 table and a hand computation."""
+"""ERK per-layer densities (docs/method/svite.md, 1) against DeiT's densities tabulated from the rule (to 3
+decimals) and a hand computation."""
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from mmsparse.sparsity.erk import erk_densities, layer_densities, uniform_densities
 from mmsparse.sparsity.vit_cost import deit_masked_shapes, role_densities
 
-# spec §3.2: (arch, d) -> patch, qkv, proj, fc1/fc2, classifier
+# (arch, d) -> patch, qkv, proj, fc1/fc2, classifier
 ERK_TABLE = {
     ('deit-tiny', 0.3): (0.068, 0.307, 0.461, 0.288, 0.275),
     ('deit-tiny', 0.4): (0.091, 0.410, 0.615, 0.384, 0.366),

@@ -1,4 +1,4 @@
-"""Importance scores and unit -> tensor-slice mapping (SViTE spec §4.1, §4.3, §4.4, invariant 16)."""
+"""Importance scores and unit -> tensor-slice mapping (docs/method/svite.md, 2)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -127,8 +127,9 @@ def test_apply_neuron_mask_rows_and_cols_together():
 
 
 def test_mlp_gradient_growth_regrows_the_just_pruned_neurons():
-    """Spec §4.4 caveat: with W2[:, j] = 0 a never-active neuron gets zero growth score, so gradient
-    growth re-selects exactly the neurons it just pruned (the neuron set never changes)."""
+    """A property of the neuron criterion (docs/method/svite.md, 2): with W2[:, j] = 0 a never-active
+    neuron gets zero growth score, so gradient growth re-selects exactly the neurons it just pruned (the
+    neuron set never changes)."""
     from mmsparse.sparsity.prune_grow import prune_count, select_largest, select_smallest
     torch.manual_seed(0)
     fc1, fc2 = nn.Linear(6, 12), nn.Linear(12, 6)

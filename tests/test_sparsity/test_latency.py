@@ -1,4 +1,7 @@
-"""Latency statistics, timing helper and the latency look-up table (spec sparsevit.md §8, §13.14)."""
+"""Latency statistics, timing helper and the latency look-up table (docs/method/sparsevit.md, 3.3).
+
+Latency is the interquartile mean (the mean of the middle 50 %) of the timings of every rank, concatenated
+before trimming."""
 import json
 import math
 import os
@@ -10,6 +13,7 @@ import torch.multiprocessing as mp
 
 from mmsparse.sparsity.latency import (BlockTimer, LatencyLUT, concat_rank_samples, direct_latency_fn,
                                        distributed_iqm, gather_samples, interquartile_mean, time_fn)
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 from mmsparse.sparsity.search_space import SwinRatioSpace
 
 
@@ -32,7 +36,7 @@ def test_concatenation_before_trimming():
     flat = concat_rank_samples(per_rank)
     assert flat == [1, 2, 3, 4, 5, 6, 7, 8]
     assert interquartile_mean(flat) == 4.5
-    # the reference sorts and trims the list of rank lists (pitfall 8): on one process the slice
+    # the reference sorts and trims the list of per-rank lists instead: on one process the slice
     # [int(0.25 n), int(0.75 n)) of a 1-element list is empty, so its mean is NaN
     reference_lists = sorted([[1.0, 2.0, 3.0, 4.0]])
     assert reference_lists[int(0.25 * len(reference_lists)):int(0.75 * len(reference_lists))] == []
@@ -159,7 +163,8 @@ def test_lut_measures_each_k_once():
     lut, timer = _toy_lut(progress=lambda done, total: progress.append((done, total)))
     assert len(timer.calls) == len(set(timer.calls)) == 12 * 9  # every k of the grid is distinct at 672^2
     ks_stage3 = sorted({k for s, _, k in timer.calls if s == 3})
-    assert ks_stage3 == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # §2.2 table, stage 3
+    assert ks_stage3 == [1, 2, 3, 4, 5, 6, 7, 8,
+                         9]  # stage 3 has 9 windows at 672^2: k = 9 (r = 0) down to 1 (r = 0.8)
     assert sorted({k for s, _, k in timer.calls if s == 0}) == [115, 172, 230, 288, 345, 403, 460, 518, 576]
     # 4 entries + 12 dense blocks + 108 window blocks + the whole dense model
     assert progress == [(i, 125) for i in range(1, 126)]
@@ -174,7 +179,7 @@ def test_lut_measures_each_k_once():
 
 def test_lut_estimate_is_sum_of_parts(tmp_path):
     lut, timer = _toy_lut()
-    cfg2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+    cfg2 = PUBLISHED_RATIOS['cfg2']
     # by hand: stages 0 and 2 enter the window path at b* = 0, k = 230 (s0), 28, 28, 21, 21, 18, 18
     # (s2); stages 1 and 3 stay dense
     by_hand = 5.0 + 0.5 + 2.5 + 2 * 0.02 * 144 * 2 + 2 * 0.02 * 9 * 4 + sum(

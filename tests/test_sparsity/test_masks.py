@@ -106,7 +106,7 @@ def test_masked_weights_exactly_zero_after_optimizer_steps(opt_name, state_mode)
     for _ in range(3):
         opt.zero_grad()
         model(img).pow(2).sum().backward()
-        # the dense gradient exists at masked positions (it is the growth score of §3.5)
+        # the dense gradient exists at masked positions (it is the growth score, docs/method/svite.md, 1)
         assert any(p.grad[~m].abs().sum() > 0 for _, p, m in masker.items())
         opt.step()
         # the optimizer revives masked entries (moments + weight decay) ...
@@ -160,7 +160,7 @@ def test_sample_unit_mask():
 
 
 def test_growth_score_at_masked_position_is_dense_gradient():
-    # L = sum(t * (W x)) -> dL/dW = t x^T everywhere, also where W is masked to 0 (spec §3.5)
+    # L = sum(t * (W x)) -> dL/dW = t x^T everywhere, also where W is masked to 0
     torch.manual_seed(0)
     lin = nn.Linear(5, 3, bias=False)
     masker = ParameterMasker(lin, 0.4, distribution='uniform')

@@ -1,4 +1,5 @@
-"""Prune/grow selection and schedules (SViTE spec §3.3 - §3.5, invariants 5 and 8)."""
+"""Prune/grow selection and schedules (docs/method/svite.md, 1): exact counts by index, stable ties, and
+the update steps and rates of the reference's training recipes."""
 import math
 
 import pytest
@@ -8,7 +9,7 @@ from mmsparse.sparsity.prune_grow import (magnitude_prune, prune_and_grow, prune
                                           resolve_t_end, select_largest, select_smallest)
 from tests.svite_schedule import runtime_update_steps
 
-# spec §3.3: model -> (T_total, dT, updates, r at 1st / 40th / last update, reference decay)
+# the reference's recipes: model -> (T_total, dT, updates, r at 1st / 40th / last update, reference decay)
 RECIPES = {
     'tiny': (1_501_200, 20_000, 60, (0.49978, 0.22696, 0.05256)),
     'small': (1_501_200, 15_000, 80, (0.49988, 0.32922, 0.05256)),

@@ -1,7 +1,12 @@
-"""Validation of per-stage per-block pruning ratios (spec sparsevit.md §1, §2.4)."""
+"""Validation of per-stage per-block pruning ratios (docs/method/sparsevit.md, 1 and 2.4), and the named
+sets against the reference's released configurations.
+
+The released numbers are written out here, and only here: every other test takes them from
+``PUBLISHED_RATIOS``, which this file pins.
+"""
 import pytest
 
-from mmsparse.sparsity.ratios import dense_ratios, is_dense, validate_pruning_ratios
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS, dense_ratios, is_dense, validate_pruning_ratios
 
 DEPTHS = (2, 2, 6, 2)
 CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
@@ -38,6 +43,17 @@ def test_valid_forms():
 def test_each_violation_is_one_value_error(ratios, match):
     with pytest.raises(ValueError, match=match):
         validate_pruning_ratios(ratios, DEPTHS)
+
+
+def test_named_ratio_sets_are_the_reference_released_configurations():
+    # mit-han-lab/sparsevit configs/sparsevit/sparsevit_cfg{1,2,3}_*.py, and the uniform baseline
+    assert PUBLISHED_RATIOS == {
+        'dense': [[0, 0], [0, 0], [0, 0, 0, 0, 0, 0], [0, 0]],
+        'cfg1': [[.3, .3], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]],
+        'cfg2': [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]],
+        'cfg3': [[.7, .7], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]],
+        'uniform-0.5': 0.5,
+    }
 
 
 def test_named_ratio_sets_resolve_to_the_published_lists():

@@ -8,9 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES, SwinRatioSpace, iteration_rng
 
-CFG2_BLOCKS = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]  # reference sparsevit_cfg2
+CFG2_BLOCKS = PUBLISHED_RATIOS['cfg2']
 CFG2_GENES = dict(s0=.6, s1=0.0, s2_1=.2, s2_2=.4, s2_3=.5, s3=0.0)
 
 
@@ -167,7 +168,8 @@ def test_rng_state_serialisable_and_reproducible():
 
 
 def test_sampler_law_chi_square():
-    """§4: depth-2 stages uniform over 9 values; stage 2 follows the sorted-i.i.d. triple law."""
+    """The sampler (docs/method/sparsevit.md, 3.1): depth-2 stages uniform over 9 values; stage 2
+    follows the sorted-i.i.d. triple law."""
     space = SwinRatioSpace()
     rng = np.random.default_rng(4)
     n = 40000
@@ -185,7 +187,8 @@ def test_sampler_law_chi_square():
     counts = Counter((g['s2_1'], g['s2_2'], g['s2_3']) for g in samples)
     crit164 = _chi2_critical(164)
     assert _chi2(counts, triple_law, n) < crit164
-    # the test discriminates: the same draws are far from uniform over the 165 triples (pitfall 4)
+    # the test discriminates: the same draws are far from uniform over the 165 triples, so
+    # a sampler that picked one of the sorted triples uniformly would fail it
     assert _chi2(counts, {t: 1 / 165 for t in triple_law}, n) > 10 * crit164
     # stages are independent of each other: (s0, s1) jointly uniform over 81 cells
     joint = Counter((g['s0'], g['s1']) for g in samples)

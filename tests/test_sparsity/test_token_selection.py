@@ -1,4 +1,5 @@
-"""Gumbel-softmax straight-through top-k (SViTE spec §5.2, §5.5, invariant 21)."""
+"""Gumbel-softmax straight-through top-k (docs/method/svite.md, 3): the forward keeps the hard top-k,
+the gradient is the softmax's, and the temperature never changes which tokens are kept."""
 import pytest
 import torch
 
@@ -67,6 +68,10 @@ def test_keep_ratio_mapping_and_temperature():
     assert [num_tokens_from_keep_ratio(r, 197) for r in (0.95, 0.9, 0.7, 0.5, 1.0)] == \
         [187, 177, 138, 99, 197]
     assert num_tokens_from_keep_ratio(0.001, 197) == 2
+    # the selector runs the same count: 196 patches + the class token
+    from mmsparse.models.layers.deit_layers import TokenSelector
+    kept = [TokenSelector(8, 1, keep_ratio=r).num_kept_patches(196) + 1 for r in (0.95, 0.9, 0.7, 0.5, 1.0)]
+    assert kept == [187, 177, 138, 99, 197]
     for bad in (0, 1.2, -1, float('nan')):
         with pytest.raises(ValueError, match='keep_ratio'):
             num_tokens_from_keep_ratio(bad, 197)

@@ -1,4 +1,4 @@
-"""Window geometry, kept counts, scores and rankings (spec sparsevit.md §2.1-2.6, §13.2, §13.6)."""
+"""Window geometry, kept counts, scores and rankings (docs/method/sparsevit.md, 2.1-2.4)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +7,7 @@ from mmsparse.sparsity.window_selection import (flat_token_index, num_kept_windo
                                                 shifted_window_mask, stage_geometry, stage_hw, token_index,
                                                 token_scores, window_scores)
 
-NW_TABLE = {  # spec §2.1
+NW_TABLE = {  # windows per stage on the padded grid
     (224, 224): [64, 16, 4, 1],
     (512, 512): [361, 100, 25, 9],
     (640, 640): [529, 144, 36, 9],
@@ -35,7 +35,7 @@ def test_padding_geometry():
     assert any(stage_geometry(*stage_hw((640, 640), s)).padded for s in range(4))
 
 
-K_672 = {  # spec §2.2
+K_672 = {  # k = floor(nW (1 - r)) at 672^2
     576: [576, 518, 460, 403, 345, 288, 230, 172, 115],
     144: [144, 129, 115, 100, 86, 72, 57, 43, 28],
     36: [36, 32, 28, 25, 21, 18, 14, 10, 7],

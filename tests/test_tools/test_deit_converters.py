@@ -1,6 +1,6 @@
 """timm -> mmpretrain DeiT conversion and the compact-export tool.
 
-The equality test needs DeiT-Small at 224^2 (the spec's reference); everything else is tiny.
+The equality test needs DeiT-Small at 224^2 (timm's ``deit_small_patch16_224``); everything else is tiny.
 """
 import sys
 
@@ -13,6 +13,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS  # noqa: E402
 
 import mmsparse.models  # noqa: F401,E402
+from tests.tiny_models import TINY_DEIT, config_kwargs  # noqa: E402
 from tools.model_converters import export_compact as export_tool  # noqa: E402
 from tools.model_converters import timm_to_mmpretrain_deit as conv  # noqa: E402
 
@@ -88,7 +89,7 @@ default_scope = 'mmpretrain'
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='mmsparse.SparseDeiT',
-                  arch=dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256),
+                  arch=dict({arch}),
                   img_size=32, patch_size=8,
                   structured=dict(heads_kept=3, neurons_kept=100, mask_qkv_bias={mqb})),
     neck=None,
@@ -100,7 +101,7 @@ model = dict(
 def test_export_compact_tool(tmp_path, mask_qkv_bias):
     from mmengine.config import Config
     cfg_file = tmp_path / 'toy_s2vite.py'
-    cfg_file.write_text(CONFIG.format(mqb=mask_qkv_bias))
+    cfg_file.write_text(CONFIG.format(mqb=mask_qkv_bias, arch=config_kwargs(TINY_DEIT)))
     init_default_scope('mmpretrain')
     model = PRETRAIN_MODELS.build(Config.fromfile(str(cfg_file)).model)
     _randomise(model, seed=1)

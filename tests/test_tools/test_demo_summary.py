@@ -1,19 +1,10 @@
 """demo_summary.py and the demo's tables: Pareto points with dense and chosen marked, one summary PNG."""
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 from PIL import Image
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load(name, rel):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.tool_runner import load_tool
 
 
 def _search_dir(tmp_path):
@@ -37,7 +28,7 @@ def _search_dir(tmp_path):
 
 
 def test_front_goes_through_every_non_dominated_point_including_dense(tmp_path):
-    tool = _load('demo_summary', 'tools/analysis_tools/demo_summary.py')
+    tool = load_tool('tools/analysis_tools/demo_summary.py')
     search = _search_dir(tmp_path)
     Image.fromarray(np.zeros((50, 80, 3), np.uint8)).save(tmp_path / 'kept.png')
     table = '| model | AP |\n|---|---|\n| dense | 0.8 |\n| searched | 0.72 |\n\n| other | t |\n|---|---|\n'
@@ -53,7 +44,7 @@ def test_front_goes_through_every_non_dominated_point_including_dense(tmp_path):
 
 
 def test_demo_recall_table_and_results_table():
-    demo = _load('demo', 'tools/demo.py')
+    demo = load_tool('tools/demo.py')
     recall = dict(
         images=['a.jpg', 'b.jpg'],
         num_draws=8,

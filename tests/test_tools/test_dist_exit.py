@@ -6,26 +6,19 @@ whole job as failed.
 """
 import os.path as osp
 
-from tests.tool_runner import REPO_ROOT, run_tool
+from tests.tool_runner import REPO_ROOT, data_root_options, run_tool
 
 CONFIG = osp.join(REPO_ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py')
 REPEATS = 3
-
-
-def data_options(root):
-    return [
-        f'{loader}.dataset.data_root={root}'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
 
 
 def test_repeated_two_process_train_and_test_exit_zero_every_time(toy_imagenet, tmp_path):
     for i in range(REPEATS):
         work = str(tmp_path / f'run{i}')
         proc = run_tool([
-            'dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options', *data_options(toy_imagenet),
-            'train_dataloader.batch_size=4', 'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
-            'default_hooks.checkpoint.interval=2'
+            'dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options',
+            *data_root_options(toy_imagenet), 'train_dataloader.batch_size=4', 'train_cfg.max_iters=2',
+            'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2'
         ],
                         env=dict(PORT=str(29611 + i)),
                         check=False)
@@ -35,7 +28,7 @@ def test_repeated_two_process_train_and_test_exit_zero_every_time(toy_imagenet, 
     proc = run_tool([
         'dist_test.sh', CONFIG,
         osp.join(work, 'iter_2.pth'), '2', '--work-dir',
-        str(tmp_path / 'test'), '--cfg-options', *data_options(toy_imagenet)
+        str(tmp_path / 'test'), '--cfg-options', *data_root_options(toy_imagenet)
     ],
                     env=dict(PORT='29619'),
                     check=False)

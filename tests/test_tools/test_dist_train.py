@@ -2,7 +2,7 @@
 import json
 import os.path as osp
 
-from tests.tool_runner import REPO_ROOT, run_tool, train_losses
+from tests.tool_runner import REPO_ROOT, data_root_options, run_tool, train_losses
 
 CONFIG = osp.join(REPO_ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py')
 
@@ -14,12 +14,9 @@ def test_two_process_training_keeps_ranks_identical_and_learns(toy_imagenet, tmp
                       "custom_hooks = [dict(type='mmsparse.DistConsistencyHook')]\n")
     run_tool([
         'dist_train.sh',
-        str(config), '2', '--work-dir', work, '--cfg-options',
-        f'train_dataloader.dataset.data_root={toy_imagenet}',
-        f'val_dataloader.dataset.data_root={toy_imagenet}',
-        f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_dataloader.batch_size=8',
-        'train_cfg.max_iters=40', 'train_cfg.val_interval=40', 'default_hooks.logger.interval=1',
-        'default_hooks.checkpoint.interval=40'
+        str(config), '2', '--work-dir', work, '--cfg-options', *data_root_options(toy_imagenet),
+        'train_dataloader.batch_size=8', 'train_cfg.max_iters=40', 'train_cfg.val_interval=40',
+        'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=40'
     ],
              env=dict(PORT='29533'))
     with open(osp.join(work, 'param_fingerprints.json')) as f:

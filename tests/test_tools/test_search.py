@@ -1,5 +1,4 @@
 """tools/search.py end to end on the toy search task of tests/test_engine/test_evolution_search_loop.py."""
-import importlib.util
 import json
 import os.path as osp
 import sys
@@ -7,20 +6,14 @@ import sys
 import pytest
 import torch
 
+from tests.tiny_models import PATCH2_SWIN, config_kwargs
+from tests.tool_runner import data_root_options, load_tool
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-
-def _load_toy():
-    """The toy model, dataset and metric (registering them in mmengine's registries)."""
-    path = osp.join(ROOT, 'tests', 'test_engine', 'test_evolution_search_loop.py')
-    spec = importlib.util.spec_from_file_location('_toy_search_task', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-toy = _load_toy()
+# the toy model, dataset and metric (registering them in mmengine's registries)
+toy = load_tool('tests/test_engine/test_evolution_search_loop.py', name='_toy_search_task')
 
 CONFIG = """
 default_scope = 'mmengine'
@@ -91,9 +84,7 @@ TOY_CLS = osp.join(ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py')
 SWIN_CLS = """_base_ = '{base}'
 # a tiny SparseSwin: patch 2 at 32x32 gives nW 9/4/1/1
 model = dict(
-    backbone=dict(_delete_=True, type='mmsparse.SparseSwin', embed_dims=16, depths=(2, 2, 2, 2),
-                  num_heads=(1, 1, 2, 2), mlp_ratio=2, patch_size=2, strides=(2, 2, 2, 2),
-                  out_indices=(3, ), min_keep=1),
+    backbone=dict(_delete_=True, type='mmsparse.SparseSwin', {swin}, out_indices=(3, ), min_keep=1),
     # mmdet's Swin (and SparseSwin) returns a list; mmpretrain's GAP neck takes a tuple
     neck=dict(type='ListGlobalAveragePooling'),
     head=dict(in_channels=128))
@@ -111,7 +102,7 @@ def test_search_tool_on_toy_classifier_one_and_two_processes(toy_imagenet, tmp_p
 
     from tests.tool_runner import run_tool
     config = tmp_path / 'sparse-swin_toy-imagenet.py'
-    config.write_text(SWIN_CLS.format(base=TOY_CLS))
+    config.write_text(SWIN_CLS.format(base=TOY_CLS, swin=config_kwargs(PATCH2_SWIN)))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         from mmpretrain.registry import MODELS
 
@@ -121,10 +112,7 @@ def test_search_tool_on_toy_classifier_one_and_two_processes(toy_imagenet, tmp_p
         model = MODELS.build(Config.fromfile(str(config)).model)
     ckpt = tmp_path / 'saa.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
-    data = [
-        f'{k}.dataset.data_root={toy_imagenet}'
-        for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
+    data = data_root_options(toy_imagenet)
     runs = {}
     for name, launcher in (('one', ['search.py']), ('two', ['dist_search.sh'])):
         work = tmp_path / name

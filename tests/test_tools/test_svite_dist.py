@@ -8,44 +8,26 @@ import json
 import math
 import os.path as osp
 
-from tests.tool_runner import REPO_ROOT, run_tool
+from tests.tool_runner import REPO_ROOT, data_root_options, read_svite_updates, run_tool, write_child_config
 
 TOY = osp.join(REPO_ROOT, 'configs/svite/svite_deit-tiny_toy.py')
 TOY_S2 = osp.join(REPO_ROOT, 'configs/svite/s2vite_deit-tiny_toy.py')
 
 
-def data_options(root):
-    return [
-        f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}'
-    ]
-
-
-def write_config(tmp_path, name, body, base=TOY):
-    path = tmp_path / name
-    path.write_text(f"_base_ = '{base}'\n" + body)
-    return str(path)
-
-
-def read_updates(work, rank=0):
-    with open(osp.join(work, f'svite_updates_rank{rank}.jsonl')) as f:
-        return [json.loads(line) for line in f]
-
-
 def test_two_gloo_ranks_hold_identical_masks_after_every_update(toy_imagenet, tmp_path):
-    config = write_config(
+    config = write_child_config(
         tmp_path, 'svite_dist.py',
         ("custom_hooks = [dict(type='mmsparse.PruneGrowHook', density=0.5, delta_t=2, t_end=0.8,\n"
          "                     debug=True),\n"
          "                dict(type='mmsparse.DistConsistencyHook', interval=2)]\n"
          "train_cfg = dict(max_iters=6, val_interval=100)\n"
-         "default_hooks = dict(checkpoint=dict(interval=100))\n"))
+         "default_hooks = dict(checkpoint=dict(interval=100))\n"), TOY)
     work = str(tmp_path / 'dist')
     run_tool(
-        ['dist_train.sh', config, '2', '--work-dir', work, '--cfg-options'] + data_options(toy_imagenet) +
-        ['train_dataloader.batch_size=4'],
+        ['dist_train.sh', config, '2', '--work-dir', work, '--cfg-options'] +
+        data_root_options(toy_imagenet) + ['train_dataloader.batch_size=4'],
         env=dict(PORT='29571'))
-    rank0, rank1 = read_updates(work, 0), read_updates(work, 1)
+    rank0, rank1 = read_svite_updates(work, 0), read_svite_updates(work, 1)
     assert [u['t'] for u in rank0] == [u['t'] for u in rank1] == [2, 4]  # T_end = round(4.8) = 5
     for u0, u1 in zip(rank0, rank1):
         assert u0['digest'] == u1['digest']
@@ -61,7 +43,7 @@ def test_two_gloo_ranks_hold_identical_masks_after_every_update(toy_imagenet, tm
 
 
 def test_structured_two_ranks_agree_on_heads_and_neurons_at_every_update(toy_imagenet, tmp_path):
-    config = write_config(
+    config = write_child_config(
         tmp_path,
         's2vite_dist.py',
         ("custom_hooks = [dict(type='mmsparse.PruneGrowHook', mode='structured', delta_t=1, t_end=1.0,\n"
@@ -72,10 +54,10 @@ def test_structured_two_ranks_agree_on_heads_and_neurons_at_every_update(toy_ima
         base=TOY_S2)
     work = str(tmp_path / 'work')
     run_tool(
-        ['dist_train.sh', config, '2', '--work-dir', work, '--cfg-options'] + data_options(toy_imagenet) +
-        ['train_dataloader.batch_size=4'],
+        ['dist_train.sh', config, '2', '--work-dir', work, '--cfg-options'] +
+        data_root_options(toy_imagenet) + ['train_dataloader.batch_size=4'],
         env=dict(PORT='29583'))
-    ranks = [read_updates(work, 0), read_updates(work, 1)]
+    ranks = [read_svite_updates(work, 0), read_svite_updates(work, 1)]
     assert [u['t'] for u in ranks[0]] == [u['t'] for u in ranks[1]] == [1, 2, 3]
     for u0, u1 in zip(*ranks):
         assert u0['local_digest'] == u1['local_digest'] == u0['digest'] == u1['digest']

@@ -1,12 +1,11 @@
 """Unstructured SViTE on any backbone: a few Mask R-CNN iterations with SparseSwin on toy COCO."""
-import json
 import os.path as osp
 
 import pytest
 import torch
 
 from mmsparse.sparsity.erk import layer_densities
-from tests.tool_runner import REPO_ROOT, run_tool
+from tests.tool_runner import REPO_ROOT, coco_options, read_svite_updates, run_tool
 
 BASE = osp.join(REPO_ROOT, 'configs/sparsevit/maskrcnn_swin_t_toy.py')
 
@@ -35,15 +34,8 @@ def test_mask_rcnn_sparse_swin_trains_with_the_prune_grow_hook(toy_coco, tmp_pat
         "param_scheduler = []\n"
         "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=100))\n")
     work = str(tmp_path / 'work')
-    run_tool([
-        'train.py',
-        str(config), '--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={toy_coco}/',
-        f'val_dataloader.dataset.data_root={toy_coco}/', f'test_dataloader.dataset.data_root={toy_coco}/',
-        f'val_evaluator.ann_file={toy_coco}/annotations/instances_val2017.json',
-        f'test_evaluator.ann_file={toy_coco}/annotations/instances_val2017.json'
-    ])
-    with open(osp.join(work, 'svite_updates_rank0.jsonl')) as f:
-        updates = [json.loads(line) for line in f]
+    run_tool(['train.py', str(config), '--work-dir', work, '--cfg-options', *coco_options(toy_coco)])
+    updates = read_svite_updates(work)
     assert [u['t'] for u in updates] == [1, 2]  # T_end = T_total = 3
     ckpt = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu', weights_only=False)
     masks = ckpt['svite']['masker']['masks']

@@ -1,30 +1,12 @@
 """SViTE through tools/train.py: train-4 equals train-2 + resume + train-2, bit for bit, across an update."""
-import json
 import os.path as osp
 
 import torch
 
-from tests.tool_runner import REPO_ROOT, run_tool, train_losses
+from tests.tool_runner import (REPO_ROOT, data_root_options, read_svite_updates, run_tool, train_losses,
+                               write_child_config)
 
 TOY = osp.join(REPO_ROOT, 'configs/svite/svite_deit-tiny_toy.py')
-
-
-def data_options(root):
-    return [
-        f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}'
-    ]
-
-
-def write_config(tmp_path, name, body, base=TOY):
-    path = tmp_path / name
-    path.write_text(f"_base_ = '{base}'\n" + body)
-    return str(path)
-
-
-def read_updates(work, rank=0):
-    with open(osp.join(work, f'svite_updates_rank{rank}.jsonl')) as f:
-        return [json.loads(line) for line in f]
 
 
 def load(path):
@@ -34,19 +16,19 @@ def load(path):
 def test_train_4_equals_train_2_resume_train_2_across_an_update(toy_imagenet, tmp_path):
     # updates at t = 1, 2, 3 (Delta T 1, T_end = T_total = 4): one before the checkpoint at 2 and one
     # after it
-    config = write_config(
+    config = write_child_config(
         tmp_path, 'svite_resume.py',
         ("custom_hooks = [dict(type='mmsparse.PruneGrowHook', density=0.5, delta_t=1, t_end=1.0,\n"
          "                     debug=True)]\n"
          "train_cfg = dict(max_iters=4, val_interval=100)\n"
-         "default_hooks = dict(checkpoint=dict(interval=2))\n"))
+         "default_hooks = dict(checkpoint=dict(interval=2))\n"), TOY)
     work_a, work_c = str(tmp_path / 'a'), str(tmp_path / 'c')
-    run_tool(['train.py', config, '--work-dir', work_a, '--cfg-options'] + data_options(toy_imagenet))
+    run_tool(['train.py', config, '--work-dir', work_a, '--cfg-options'] + data_root_options(toy_imagenet))
     # the iteration-2 checkpoint of run A is what a run stopped after 2 iterations leaves behind
     run_tool([
         'train.py', config, '--work-dir', work_c, '--resume',
         osp.join(work_a, 'iter_2.pth'), '--cfg-options'
-    ] + data_options(toy_imagenet))
+    ] + data_root_options(toy_imagenet))
     losses_a, losses_c = train_losses(work_a), train_losses(work_c)
     assert sorted(losses_a) == [1, 2, 3, 4] and sorted(losses_c) == [3, 4]
     assert losses_c == {3: losses_a[3], 4: losses_a[4]}  # same floats
@@ -62,6 +44,6 @@ def test_train_4_equals_train_2_resume_train_2_across_an_update(toy_imagenet, tm
     for name, mask in sa['masker']['masks'].items():
         assert torch.equal(mask, sc['masker']['masks'][name]), name
     assert torch.equal(sa['generator'], sc['generator'])
-    updates_a, updates_c = read_updates(work_a), read_updates(work_c)
+    updates_a, updates_c = read_svite_updates(work_a), read_svite_updates(work_c)
     assert [u['t'] for u in updates_a] == [1, 2, 3] and [u['t'] for u in updates_c] == [3]
     assert updates_c[0] == updates_a[2]  # the update after the resume: same masks, same stats

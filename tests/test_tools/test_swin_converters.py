@@ -1,27 +1,14 @@
 """Swin checkpoint converters -> SparseSwin keys: round trips on random weights, checked independently."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 
 from mmsparse.models.backbones import SparseSwin
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2), drop_path_rate=0.)
+from tests.tiny_models import TINY_SWIN_2222 as TINY
+from tests.tool_runner import load_tool
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
-
-def _load_tool():
-    path = osp.join(REPO, 'tools', 'model_converters', 'swin_to_sparse_swin.py')
-    spec = importlib.util.spec_from_file_location('swin_to_sparse_swin', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-conv = _load_tool()
+conv = load_tool('tools/model_converters/swin_to_sparse_swin.py')
 
 
 def random_state(model, seed=0):
@@ -85,7 +72,8 @@ def test_mmpretrain_swin_converts_to_equal_outputs():
     from mmpretrain.models.backbones import SwinTransformer as PretrainSwin
     torch.manual_seed(1)
     src = PretrainSwin(
-        arch=dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8]),
+        arch=dict(
+            embed_dims=TINY['embed_dims'], depths=list(TINY['depths']), num_heads=list(TINY['num_heads'])),
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.)
     src.eval()

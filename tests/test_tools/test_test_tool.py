@@ -7,22 +7,16 @@ import pickle
 import pytest
 import torch
 
-from tests.tool_runner import read_test_metrics, run_tool, train_losses
+from tests.tool_runner import data_root_options, read_test_metrics, run_tool, train_losses
 
 CONFIG = 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py'
-
-
-def data_opts(root):
-    return [
-        f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
 
 
 @pytest.fixture(scope='module')
 def trained(toy_imagenet, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('cls') / 'train')
     run_tool(
-        ['train.py', CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_imagenet) +
+        ['train.py', CONFIG, '--work-dir', work, '--cfg-options'] + data_root_options(toy_imagenet) +
         ['train_cfg.max_iters=30', 'train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=30'])
     return osp.join(work, 'iter_30.pth')
 
@@ -31,7 +25,7 @@ def test_out_dump_reproduces_printed_metric(trained, toy_imagenet, tmp_path):
     out = str(tmp_path / 'preds.pkl')
     work = str(tmp_path / 'test')
     run_tool(['test.py', CONFIG, trained, '--work-dir', work, '--out', out, '--cfg-options'] +
-             data_opts(toy_imagenet))
+             data_root_options(toy_imagenet))
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 8 * 4  # every val image
@@ -48,7 +42,7 @@ def test_compile_gives_the_eager_metrics(trained, toy_imagenet, tmp_path):
     for name, extra in (('eager', []), ('compiled', ['--compile', '--compile-backend', 'aot_eager'])):
         work = str(tmp_path / name)
         proc = run_tool(['test.py', CONFIG, trained, '--work-dir', work] + extra + ['--cfg-options'] +
-                        data_opts(toy_imagenet))
+                        data_root_options(toy_imagenet))
         metrics[name] = read_test_metrics(work)
     assert '--compile: compiled backbone (aot_eager)' in proc.stdout + proc.stderr
     for key in ('accuracy/top1', 'accuracy/top5'):
@@ -59,14 +53,14 @@ def test_show_dir_paints_every_test_image(trained, toy_imagenet, tmp_path):
     show = str(tmp_path / 'vis')
     run_tool(
         ['test.py', CONFIG, trained, '--work-dir',
-         str(tmp_path / 'w'), '--show-dir', show, '--cfg-options'] + data_opts(toy_imagenet))
+         str(tmp_path / 'w'), '--show-dir', show, '--cfg-options'] + data_root_options(toy_imagenet))
     assert len(glob.glob(osp.join(show, '**', '*.png'), recursive=True)) == 32
 
 
 def test_out_must_be_pickle(trained, toy_imagenet, tmp_path):
     proc = run_tool(
         ['test.py', CONFIG, trained, '--out',
-         str(tmp_path / 'x.json'), '--cfg-options'] + data_opts(toy_imagenet),
+         str(tmp_path / 'x.json'), '--cfg-options'] + data_root_options(toy_imagenet),
         check=False)
     assert proc.returncode != 0 and '--out: the output file must be a pkl file' in proc.stderr
 
@@ -86,7 +80,7 @@ def test_amp_on_cpu_trains_in_bf16(toy_imagenet, tmp_path, config, wrapper):
                       "allow_failed_imports=False)\n"
                       f"custom_hooks = {hooks + [dict(type='DtypeProbeHook')]!r}\n")
     run_tool(['train.py', str(probed), '--amp', '--work-dir', work, '--cfg-options'] +
-             data_opts(toy_imagenet) +
+             data_root_options(toy_imagenet) +
              ['train_cfg.max_iters=3', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1'])
     dumped = open(osp.join(work, osp.basename(config))).read()
     assert f"type='{wrapper}'" in dumped

@@ -1,21 +1,19 @@
 """tools/train.py: resume is bit-exact, and bad checkpoints fail before anything is written."""
-import hashlib
 import os
 import os.path as osp
 
 import pytest
 import torch
 
-from tests.tool_runner import run_tool, train_losses
+from tests.tool_runner import data_root_options, run_tool, train_losses, tree_digest
 
 CONFIG = 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py'
 
 
 def cfg_options(data_root, max_iters):
     return [
-        '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}', f'test_dataloader.dataset.data_root={data_root}',
-        f'train_cfg.max_iters={max_iters}', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1',
+        '--cfg-options', *data_root_options(data_root), f'train_cfg.max_iters={max_iters}',
+        'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=5',
         'randomness.deterministic=True'
     ]
@@ -23,16 +21,6 @@ def cfg_options(data_root, max_iters):
 
 def load_state(path):
     return torch.load(path, map_location='cpu', weights_only=False)
-
-
-def file_digests(folder):
-    digests = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = osp.join(root, name)
-            with open(path, 'rb') as f:
-                digests[osp.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return digests
 
 
 @pytest.fixture(scope='module')
@@ -92,7 +80,7 @@ def test_bad_checkpoint_is_one_clear_error_and_writes_nothing(resumed_runs, toy_
             data = f.read()
         with open(bad, 'wb') as f:
             f.write(data[:len(data) // 2])
-    before = file_digests(work_b)
+    before = tree_digest(work_b)
     proc = run_tool(
         ['train.py', CONFIG, '--work-dir', work_b, '--resume', bad] + cfg_options(toy_imagenet, 6),
         check=False)
@@ -100,7 +88,7 @@ def test_bad_checkpoint_is_one_clear_error_and_writes_nothing(resumed_runs, toy_
     expected = 'checkpoint not found' if kind == 'missing' else 'is corrupt'
     last_lines = proc.stderr.strip().splitlines()[-1]
     assert expected in last_lines and bad in last_lines, proc.stderr[-2000:]
-    assert file_digests(work_b) == before  # nothing in the work_dir was written or overwritten
+    assert tree_digest(work_b) == before  # nothing in the work_dir was written or overwritten
 
 
 def test_corrupt_auto_resume_target_is_reported(resumed_runs, toy_imagenet, tmp_path):

@@ -1,7 +1,5 @@
 """vis_windows.py: processed-window shares, panel shading, the combined figure and object recall."""
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -9,20 +7,14 @@ import torch
 from PIL import Image
 
 from mmsparse.sparsity.window_selection import stage_geometry
+from tests.tiny_models import TINY_SWIN_T, write_backbone_config
+from tests.tool_runner import load_tool
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'vis_windows.py')
-    spec = importlib.util.spec_from_file_location('vis_windows', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+TOOL = 'tools/analysis_tools/vis_windows.py'
 
 
 def test_processed_share_counts_only_blocks_of_the_partition():
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     geo = stage_geometry(14, 14, 7)  # 2x2 windows
     # regular blocks 0 and 2 keep {0, 1} and {0}; shifted block 1 keeps {3}
     sel = [torch.tensor([[0, 1]]), torch.tensor([[3]]), torch.tensor([[0]])]
@@ -41,7 +33,7 @@ def test_processed_share_counts_only_blocks_of_the_partition():
 
 
 def test_shade_panel_greys_and_hatches_only_copied_through_pixels():
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     rgb = np.full((20, 20, 3), (200, 40, 40), np.uint8)
     share = np.zeros((20, 20), np.float32)
     share[:, 10:] = 1.0
@@ -56,10 +48,8 @@ def test_shade_panel_greys_and_hatches_only_copied_through_pixels():
 
 
 def test_tool_writes_readable_figure_and_object_recall(tmp_path, capsys):
-    tool = _load_tool()
-    cfg = tmp_path / 'tiny_swin.py'
-    cfg.write_text("model = dict(backbone=dict(type='SwinTransformer', embed_dims=32, "
-                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    tool = load_tool(TOOL)
+    cfg = write_backbone_config(tmp_path / 'tiny_swin.py', TINY_SWIN_T)
     rng = np.random.default_rng(0)
     images, anns = [], []
     for i in range(2):
@@ -108,10 +98,8 @@ def test_tool_writes_readable_figure_and_object_recall(tmp_path, capsys):
 
 
 def test_tool_rejects_image_missing_from_annotations(tmp_path):
-    tool = _load_tool()
-    cfg = tmp_path / 'tiny_swin.py'
-    cfg.write_text("model = dict(backbone=dict(type='SwinTransformer', embed_dims=32, "
-                   'num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2)))\n')
+    tool = load_tool(TOOL)
+    cfg = write_backbone_config(tmp_path / 'tiny_swin.py', TINY_SWIN_T)
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / 'a.png')
     (tmp_path / 'ann.json').write_text(json.dumps(dict(images=[], annotations=[], categories=[])))
     with pytest.raises(ValueError, match="'a.png' is not in --ann-file"):
@@ -124,7 +112,7 @@ def test_tool_rejects_image_missing_from_annotations(tmp_path):
 
 
 def test_label_maps_give_object_pixels_resized_to_the_input(tmp_path):
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     label = np.ones((32, 48), np.uint8)  # ADE style: 1 = background, 0 = ignore, >= 2 objects
     label[8:16, 24:40] = 3
     label[0, 0] = 0

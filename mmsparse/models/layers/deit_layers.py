@@ -17,7 +17,8 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from mmpretrain.models.utils import LayerScale, build_norm_layer
 
-from mmsparse.sparsity.token_selection import gather_tokens, gumbel_noise, gumbel_topk_st, topk_indices
+from mmsparse.sparsity.token_selection import (gather_tokens, gumbel_noise, gumbel_topk_st,
+                                               num_tokens_from_keep_ratio, topk_indices)
 
 __all__ = ['HeadAttention', 'SparseEncoderLayer', 'TokenSelector']
 
@@ -174,7 +175,8 @@ class TokenSelector(nn.Module):
         if self.num_tokens is not None:
             return min(self.num_tokens - self.num_extra_tokens, num_patches)
         total = num_patches + self.num_extra_tokens
-        return max(1, int(total * self.keep_ratio + 0.5) - self.num_extra_tokens)
+        return num_tokens_from_keep_ratio(self.keep_ratio, total,
+                                          self.num_extra_tokens) - self.num_extra_tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         E = self.num_extra_tokens

@@ -9,9 +9,7 @@ import torch
 
 from mmsparse.models.backbones import SparseSwin
 from mmsparse.models.backbones.cuda_graph_backbone import CUDAGraphForward
-
-TINY = dict(
-    embed_dims=16, num_heads=(1, 2), depths=(2, 2), strides=(4, 2), out_indices=(0, 1), drop_path_rate=0.)
+from tests.tiny_models import TWO_STAGE_SWIN as TINY
 
 
 class FakeRecorder:

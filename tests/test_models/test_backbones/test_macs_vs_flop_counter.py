@@ -3,8 +3,9 @@ counts on the modules that actually run (FLOPs = 2 x MACs), dense and pruned.
 
 One documented difference: the analytic Swin count runs every block over whole padded windows, while
 a block on the dense path (mmdet's own arithmetic) applies its FFN to the unpadded map only. So at an
-input whose stage maps pad, the count is lower by the FFN of the padded tokens of dense-path blocks;
-at 672x672 nothing pads for Swin-T and the two agree exactly.
+input whose stage maps pad, the count is lower by the FFN of the padded tokens of dense-path blocks
+(``tests.counted_macs.dense_path_padded_ffn_macs``); at 672x672 nothing pads for Swin-T and the two
+agree exactly.
 """
 import math
 
@@ -13,18 +14,13 @@ import torch
 
 from mmsparse.models import SparseSwin
 from mmsparse.sparsity.cost import swin_macs
-from mmsparse.sparsity.flop_count import count_macs
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 from mmsparse.sparsity.vit_cost import vit_cost
-from mmsparse.sparsity.window_selection import first_pruned_block, stage_geometry, stage_hw
+from mmsparse.sparsity.window_selection import stage_hw
+from tests.counted_macs import counted_macs, dense_path_padded_ffn_macs
+from tests.tiny_models import TINY_SWIN_T as TINY
 
-TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2))
-CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
-
-
-def counted_macs(module, *inputs):
-    module.eval()
-    with torch.no_grad():
-        return count_macs(lambda: module(*inputs))
+CFG2 = PUBLISHED_RATIOS['cfg2']
 
 
 @pytest.mark.parametrize('ratios', [None, CFG2, 0.5, [[.9, .9], [.5, .7], [.3] * 6, [.5, .5]]])
@@ -34,15 +30,8 @@ def test_swin_macs_equal_the_counted_macs_of_the_executed_backbone(ratios, fused
     model = SparseSwin(pruning_ratios=ratios, fused_attention=fused, **TINY)
     shape = (200, 232)
     block_ratios = model.get_pruning_ratios()
-    expected = swin_macs(shape, block_ratios, embed_dims=32, depths=TINY['depths'])
-    padded_ffn = 0  # FFN MACs on padded tokens, which dense-path blocks skip
-    for s, stage_ratios in enumerate(block_ratios):
-        h, w = stage_hw(shape, s)
-        geo = stage_geometry(h, w, 7)
-        dense_blocks = first_pruned_block(stage_ratios)
-        dense_blocks = len(stage_ratios) if dense_blocks is None else dense_blocks
-        channels = 32 * 2**s
-        padded_ffn += dense_blocks * (geo.padded_height * geo.padded_width - h * w) * 8 * channels**2
+    expected = swin_macs(shape, block_ratios, embed_dims=TINY['embed_dims'], depths=TINY['depths'])
+    padded_ffn = dense_path_padded_ffn_macs(shape, block_ratios, embed_dims=TINY['embed_dims'])
     assert counted_macs(model, torch.randn(1, 3, *shape)) == expected - padded_ffn
 
 
@@ -51,13 +40,14 @@ def test_swin_macs_equal_the_counted_macs_exactly_where_nothing_pads(ratios):
     model = SparseSwin(pruning_ratios=ratios, **TINY)
     shape = (224, 224)  # stage maps 56 / 28 / 14 / 7: multiples of the window
     assert all(math.prod(stage_hw(shape, s)) % 7 == 0 for s in range(4))
-    expected = swin_macs(shape, model.get_pruning_ratios(), embed_dims=32, depths=TINY['depths'])
+    expected = swin_macs(
+        shape, model.get_pruning_ratios(), embed_dims=TINY['embed_dims'], depths=TINY['depths'])
     assert counted_macs(model, torch.randn(1, 3, *shape)) == expected
 
 
 def test_swin_macs_scale_with_the_batch():
     model = SparseSwin(pruning_ratios=CFG2, **TINY)
-    expected = swin_macs((224, 224), CFG2, batch=3, embed_dims=32, depths=TINY['depths'])
+    expected = swin_macs((224, 224), CFG2, batch=3, embed_dims=TINY['embed_dims'], depths=TINY['depths'])
     assert counted_macs(model, torch.randn(3, 3, 224, 224)) == expected
 
 

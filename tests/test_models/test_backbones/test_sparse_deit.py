@@ -9,8 +9,10 @@ from mmpretrain.models.backbones import DistilledVisionTransformer, VisionTransf
 
 from mmsparse.models.backbones import SparseDeiT, SparseDistilledDeiT
 from mmsparse.registry import MODELS
+from tests.tiny_models import TINY_DEIT, config_kwargs
 
-ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256)  # head dim 16
+ARCH = TINY_DEIT  # head dim 16
+NARROW_FFN = dict(TINY_DEIT, feedforward_channels=128)
 SMALL = dict(arch=ARCH, img_size=32, patch_size=8)
 
 
@@ -288,7 +290,7 @@ TOY_CONFIG = """
 _base_ = ['{base}']
 model = dict(
     backbone=dict(_delete_=True, type='mmsparse.SparseDeiT',
-                  arch=dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128),
+                  arch=dict({arch}),
                   img_size=32, patch_size=8, drop_path_rate=0.1,
                   token_selector=dict(num_tokens=12)),
     neck=None,
@@ -302,17 +304,18 @@ def test_image_classifier_config_trains_on_toy_imagenet(toy_imagenet, tmp_path):
     """An mmpretrain ImageClassifier config with type='mmsparse.SparseDeiT' (selector on) trains."""
     import os.path as osp
 
-    from tests.tool_runner import REPO_ROOT, run_tool, train_losses
+    from tests.tool_runner import REPO_ROOT, data_root_options, run_tool, train_losses
     cfg = tmp_path / 'sparse_deit_toy.py'
     cfg.write_text(
-        TOY_CONFIG.format(base=osp.join(REPO_ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py')))
+        TOY_CONFIG.format(
+            base=osp.join(REPO_ROOT, 'configs/toy_cls/tinyresnet_1xb16_toy-imagenet.py'),
+            arch=config_kwargs(NARROW_FFN)))
     work = str(tmp_path / 'work')
     run_tool([
         'train.py',
-        str(cfg), '--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={toy_imagenet}',
-        f'val_dataloader.dataset.data_root={toy_imagenet}',
-        f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_cfg.max_iters=16',
-        'train_cfg.val_interval=16', 'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=16'
+        str(cfg), '--work-dir', work, '--cfg-options', *data_root_options(toy_imagenet),
+        'train_cfg.max_iters=16', 'train_cfg.val_interval=16', 'default_hooks.logger.interval=1',
+        'default_hooks.checkpoint.interval=16'
     ])
     losses = train_losses(work)
     assert sorted(losses) == list(range(1, 17))
@@ -320,10 +323,7 @@ def test_image_classifier_config_trains_on_toy_imagenet(toy_imagenet, tmp_path):
     print('toy losses', [round(losses[i], 3) for i in sorted(losses)])
     assert last < first  # 2 epochs of 8 iterations on 128 images: the loss goes down
     state = torch.load(osp.join(work, 'iter_16.pth'), map_location='cpu', weights_only=False)['state_dict']
-    ref = VisionTransformer(
-        arch=dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128),
-        img_size=32,
-        patch_size=8)
+    ref = VisionTransformer(arch=NARROW_FFN, img_size=32, patch_size=8)
     backbone_keys = {k[len('backbone.'):] for k in state if k.startswith('backbone.')}
     assert backbone_keys == set(
         ref.state_dict()) | {'token_selector.scorer.weight', 'token_selector.scorer.bias'}
@@ -331,7 +331,8 @@ def test_image_classifier_config_trains_on_toy_imagenet(toy_imagenet, tmp_path):
 
 
 def test_compact_deit_tiny_paper_config_matches_cost_model():
-    """S2ViTE-Tiny (2/3 heads, 537/768 neurons) exported: parameter count == spec §4.6 integer."""
+    """S2ViTE-Tiny (2/3 heads, 537/768 neurons) exported: parameter count == the cost model's
+    exact integer (docs/method/svite.md, 4)."""
     from mmsparse.sparsity.vit_cost import deit_cost
     model = SparseDeiT(arch='deit-tiny', structured=dict(head_density=0.7, mlp_density=0.7))
     compact, cfg = model.export_compact()

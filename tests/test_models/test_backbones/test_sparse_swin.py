@@ -1,4 +1,4 @@
-"""SparseSwin against mmdet/mmseg Swin and an independent slow reference (spec sparsevit.md §2, §13)."""
+"""SparseSwin against mmdet/mmseg Swin and an independent slow reference (docs/method/sparsevit.md, 2)."""
 import copy
 
 import pytest
@@ -9,10 +9,12 @@ from mmdet.models.backbones.swin import SwinTransformer as MMDetSwin
 from mmsparse.models.backbones import SparseSwin
 from mmsparse.models.backbones.sparse_swin_stage import GeometryCache, WindowPathOptions, sparse_stage_forward
 from mmsparse.registry import MODELS
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
+from tests.tiny_models import TINY_SWIN_T
 
-CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+CFG2 = PUBLISHED_RATIOS['cfg2']
 # a reduced-width Swin (C0 = 32, 32 channels per head) keeps the reference comparisons fast
-TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 6, 2))
+TINY = TINY_SWIN_T
 
 
 def randomize_(model, seed=0):
@@ -56,7 +58,7 @@ def assert_outputs_equal(a, b):
 
 
 # ----------------------------------------------------------------------------------------------
-# ratio 0 == dense, bit for bit (§13.1)
+# ratio 0 == dense, bit for bit (docs/method/sparsevit.md, 2.7)
 
 
 @pytest.mark.parametrize('shape,train', [((672, 672), False), ((672, 672), True), ((640, 480), False),
@@ -94,7 +96,7 @@ def test_zero_ratios_equal_mmseg_swin_t(shape, train):
 
 
 # ----------------------------------------------------------------------------------------------
-# an independent slow reference written from the spec's definitions (§2.3-2.7)
+# an independent slow reference written from the definitions of docs/method/sparsevit.md, 2.3-2.6
 
 
 def _partition(t, ws):
@@ -238,7 +240,7 @@ def test_pruned_tiny_swin_matches_reference_with_padding(pad_mode, fused):
 def test_pruned_swin_t_cfg2_matches_reference_672():
     dense, sparse = make_pair(seed=2)
     got = check_against_reference(dense, sparse, images((672, 672), seed=3), CFG2)
-    # counts (§2.2 table at 672^2): stage 0 keeps 230 of 576, stage 2 28/28/21/21/18/18 of 36
+    # counts at 672^2, k = floor(nW (1 - r)): stage 0 keeps 230 of 576, stage 2 28/28/21/21/18/18 of 36
     sel = sparse.last_selection
     assert [k.shape[1] for k in sel[0]] == [230, 230]
     assert sel[1] == [None, None] and sel[3] == [None, None]
@@ -247,7 +249,7 @@ def test_pruned_swin_t_cfg2_matches_reference_672():
 
 
 # ----------------------------------------------------------------------------------------------
-# invariants (§13)
+# invariants (docs/method/sparsevit.md, 2.7)
 
 
 def test_force_window_path_is_dense_within_1e5_and_pad_modes():
@@ -278,7 +280,7 @@ def _stage_blocks(seed=0, c=32, heads=2, depth=2):
 @pytest.mark.parametrize('hw', [(14, 21), (10, 13)])
 @pytest.mark.parametrize('block_id', [0, 1])
 def test_window_locality(hw, block_id):
-    """Kept windows equal the dense block's output, the others equal the input bit for bit (§13.3)."""
+    """Kept windows equal the dense block's output, the others equal the input bit for bit."""
     blocks = _stage_blocks(depth=2)
     block = blocks[block_id]
     x = torch.randn(2, hw[0] * hw[1], 32)
@@ -402,8 +404,7 @@ def test_with_cp_and_ratio_changes_between_iterations():
     cp_model = SparseSwin(with_cp=True, drop_path_rate=0.1, **TINY)
     cp_model.load_state_dict(plain.state_dict(), strict=True)
     x = images((160, 224), batch=2, seed=9)
-    for step, ratios in enumerate(([[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]], [[0, .1], [.3, .3],
-                                                                                          [0] * 6, [0, 0]])):
+    for step, ratios in enumerate((CFG2, [[0, .1], [.3, .3], [0] * 6, [0, 0]])):
         grads = []
         for model in (plain, cp_model):
             model.train()
@@ -420,7 +421,7 @@ def test_with_cp_and_ratio_changes_between_iterations():
 
 
 # ----------------------------------------------------------------------------------------------
-# keys, loading, API, validation (§1, §13.8)
+# keys, loading, API, validation (docs/method/sparsevit.md, 1)
 
 
 def test_state_dict_keys_and_strict_loading():

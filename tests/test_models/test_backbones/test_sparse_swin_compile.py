@@ -9,14 +9,13 @@ import torch._dynamo as dynamo
 from torch._dynamo.testing import CompileCounterWithBackend
 
 from mmsparse.models.backbones import SparseSwin
+from tests.tiny_models import TWO_STAGE_SWIN
 
 # two stages of two blocks: regular and shifted windows, a padded stage-0 map (18 -> 21 tokens),
 # and a dense stage after a pruned one
-SMALL = dict(
-    embed_dims=16, num_heads=(1, 2), depths=(2, 2), strides=(4, 2), out_indices=(0, 1), drop_path_rate=0.)
+SMALL = TWO_STAGE_SWIN
 RATIOS_A = [[.5, .5], [0, 0]]
 RATIOS_B = [[.3, .6], [.5, .5]]
-CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +47,7 @@ def max_diff(a, b):
 
 
 def test_explain_reports_no_graph_break_swin_t_depths_cfg2():
-    model = SparseSwin(embed_dims=16, num_heads=(1, 2, 4, 8), drop_path_rate=0., pruning_ratios=CFG2).eval()
+    model = SparseSwin(embed_dims=16, num_heads=(1, 2, 4, 8), drop_path_rate=0., pruning_ratios='cfg2').eval()
     with torch.no_grad():
         report = dynamo.explain(model)(images(0, (112, 112)))
     assert report.graph_break_count == 0, report.break_reasons

@@ -1,4 +1,4 @@
-"""SparseSwin under DDP (spec sparsevit.md §2.2, §13.9): min_keep=1 needs no find_unused_parameters."""
+"""SparseSwin under DDP (docs/method/sparsevit.md, 2.2): min_keep=1 needs no find_unused_parameters."""
 import os
 import socket
 
@@ -6,7 +6,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-TINY = dict(embed_dims=32, num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2), drop_path_rate=0.)
+from tests.tiny_models import TINY_SWIN_2222 as TINY
+
 # at 224^2 stage 3 has a single window: r = .5 keeps floor(0.5) = 0 windows unless min_keep=1
 RATIOS = [[.5, .5], [0, 0], [.2, .2], [.5, .5]]
 

@@ -5,7 +5,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
+
+CFG2 = PUBLISHED_RATIOS['cfg2']
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 

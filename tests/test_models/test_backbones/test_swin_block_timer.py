@@ -1,4 +1,4 @@
-"""The latency LUT's decomposition of a real SparseSwin forward (spec sparsevit.md §5, issue 7).
+"""The latency LUT's decomposition of a real SparseSwin forward (docs/method/sparsevit.md, 3.3).
 
 Timing is noisy, so exactness is checked with a deterministic additive cost instead: the number of
 aten operators a call dispatches. If the LUT's parts (dense blocks, window-path entries, window blocks
@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmsparse.models.backbones import SparseSwin, SwinBlockTimer, measure_swin_lut
 from mmsparse.sparsity.search_space import SwinRatioSpace
+from tests.tiny_models import PATCH2_SWIN
 
 
 class OpCounter(TorchDispatchMode):
@@ -36,15 +37,7 @@ def count_ops(fn):
 def tiny_swin(**kwargs):
     torch.manual_seed(0)
     return SparseSwin(
-        embed_dims=16,
-        depths=(2, 2, 4, 2),
-        num_heads=(1, 1, 2, 2),
-        mlp_ratio=2,
-        patch_size=2,
-        strides=(2, 2, 2, 2),
-        out_indices=(0, 1, 2, 3),
-        init_cfg=None,
-        **kwargs).eval()
+        **dict(PATCH2_SWIN, depths=(2, 2, 4, 2)), out_indices=(0, 1, 2, 3), init_cfg=None, **kwargs).eval()
 
 
 @pytest.mark.parametrize('options', [dict(), dict(force_window_path=True), dict(pad_mode='reference')])
