@@ -55,6 +55,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if 'search_loop' in cfg:
+        # a search config inherits its task's training recipe: training it would silently train from
+        # scratch instead of searching
+        raise ValueError(f'{args.config} is a search config (it has search_loop): run '
+                         f'`python tools/search.py {args.config} SAA_CHECKPOINT` instead of tools/train.py')
     if args.amp:
         _enable_amp(cfg)
     if args.auto_scale_lr:

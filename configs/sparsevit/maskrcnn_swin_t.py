@@ -9,7 +9,8 @@ custom_imports = dict(imports=['mmsparse'], allow_failed_imports=False)
 data_hint = ('download COCO 2017 (train2017.zip, val2017.zip, annotations_trainval2017.zip) from '
              'cocodataset.org and unpack them into data/coco/ as train2017/, val2017/, annotations/')
 
-# pruning_ratios: None = dense; else 4 per-stage lists of per-block window ratios in [0, 1)
+# pruning_ratios: None = dense; a name of mmsparse.sparsity.ratios.PUBLISHED_RATIOS (cfg1, cfg2, cfg3,
+# uniform-0.5); or 4 per-stage lists of per-block window ratios in [0, 1)
 model = dict(backbone=dict(type='mmsparse.SparseSwin', pruning_ratios=None))
 
 test_pipeline = [

@@ -2,4 +2,4 @@
 # (A6000 batch-4 backbone latency / MACs per image: 42 ms, 34.83 G).
 _base_ = './maskrcnn_swin_t_finetune.py'
 
-model = dict(backbone=dict(pruning_ratios=[[.3, .3], [0, 0], [.1, .1, .2, .2, .2, .2], [0, 0]]))
+model = dict(backbone=dict(pruning_ratios='cfg1'))

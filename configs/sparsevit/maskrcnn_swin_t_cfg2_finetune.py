@@ -2,4 +2,4 @@
 # (A6000 batch-4 backbone latency / MACs per image: 35 ms, 29.08 G).
 _base_ = './maskrcnn_swin_t_finetune.py'
 
-model = dict(backbone=dict(pruning_ratios=[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]))
+model = dict(backbone=dict(pruning_ratios='cfg2'))

@@ -5,7 +5,7 @@
 _base_ = './maskrcnn_swin_t.py'
 
 load_from = 'work_dirs/maskrcnn_swin_t_saa/epoch_12.pth'  # the SAA model
-model = dict(backbone=dict(init_cfg=None, pruning_ratios=None))
+model = dict(backbone=dict(init_cfg=None))
 
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs)

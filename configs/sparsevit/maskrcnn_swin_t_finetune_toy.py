@@ -2,7 +2,7 @@
 _base_ = './maskrcnn_swin_t_toy.py'
 
 load_from = 'work_dirs/maskrcnn_swin_t_saa_toy/iter_60.pth'
-model = dict(backbone=dict(pruning_ratios=[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]))
+model = dict(backbone=dict(pruning_ratios='cfg2'))
 max_iters = 40
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20)]

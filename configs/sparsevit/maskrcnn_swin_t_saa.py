@@ -1,4 +1,5 @@
-# SparseViT step 2 on COCO: sparsity-aware adaptation (spec sparsevit.md §4, the reference schedule).
+# SparseViT step 2 on COCO: sparsity-aware adaptation with the reference's schedule (paper section 3.2;
+# docs/method/sparsevit.md, 3.1).
 # Starts from mmdet's dense Swin-T Mask R-CNN (fp16, multi-scale crop, 3x); every iteration trains under a
 # random per-pair window-pruning configuration; validation runs dense.
 #   python tools/train.py configs/sparsevit/maskrcnn_swin_t_saa.py [--amp]   (8 GPUs x 2 images)
@@ -9,14 +10,8 @@ load_from = ('https://download.openmmlab.com/mmdetection/v2.0/swin/'
              'mask_rcnn_swin-t-p4-w7_fpn_fp16_ms-crop-3x_coco_20210908_165006-90a4008c.pth')
 model = dict(backbone=dict(init_cfg=None))  # weights come from load_from
 
-saa_choices = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
-custom_hooks = [
-    dict(
-        type='mmsparse.SparsityAwareAdaptationHook',
-        choices=saa_choices,
-        sample='per_stage_sorted',
-        val_ratios=None)
-]
+# the hook's defaults: a random ratio set from {0, 0.1, ..., 0.8} every iteration, dense validation
+custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs)

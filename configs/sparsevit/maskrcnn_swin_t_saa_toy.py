@@ -2,13 +2,7 @@
 _base_ = './maskrcnn_swin_t_toy.py'
 
 load_from = 'work_dirs/maskrcnn_swin_t_toy/iter_150.pth'
-custom_hooks = [
-    dict(
-        type='mmsparse.SparsityAwareAdaptationHook',
-        choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-        sample='per_stage_sorted',
-        val_ratios=None)
-]
+custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 max_iters = 60
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20)]

@@ -6,16 +6,11 @@
 # 29.1 G is the MACs of the reference's cfg2 (1.39x fewer than dense).
 _base_ = './maskrcnn_swin_t.py'
 
-model = dict(backbone=dict(init_cfg=None))
+model = dict(backbone=dict(init_cfg=None))  # weights come from the SAA checkpoint
+# read by tools/search.py (its options override these); population, parents, mutation, crossover and
+# generations are the loop's defaults, the paper's search; so is input_shape, (672, 672)
 search_loop = dict(
     type='mmsparse.EvolutionSearchLoop',
     score_key='coco/bbox_mAP',
-    population=100,
-    parents=25,
-    num_mutation=50,
-    num_crossover=50,
-    mutation_prob=0.1,
-    generations=20,
     constraint=dict(kind='macs', max=29.1, batch=1),
-    input_shape=(672, 672),
     base_config='{{ fileDirname }}/maskrcnn_swin_t_finetune.py')

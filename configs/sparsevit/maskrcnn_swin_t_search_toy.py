@@ -5,10 +5,8 @@ _base_ = './maskrcnn_swin_t_toy.py'
 search_loop = dict(
     type='mmsparse.EvolutionSearchLoop',
     score_key='coco/bbox_mAP',
-    population=6,
+    population=6,  # 3 mutations + 3 crossovers per generation (half and half by default)
     parents=2,
-    num_mutation=3,
-    num_crossover=3,
     mutation_prob=0.2,
     generations=2,
     constraint=dict(kind='macs', max=0.40, batch=1),

@@ -7,7 +7,9 @@
 # PGD on KITTI images, compared on speed-up, not on the paper's absolute NDS/mAP.
 #   python tools/train.py configs/sparsevit/pgd_swin_t_kitti_mono3d.py
 #   python tools/test.py configs/sparsevit/pgd_swin_t_kitti_mono3d.py CHECKPOINT    # KITTI AP40
-_base_ = 'mmdet3d::pgd/pgd_r101-caffe_fpn_head-gn_4xb3-4x_kitti-mono3d.py'
+_base_ = [
+    'mmdet3d::pgd/pgd_r101-caffe_fpn_head-gn_4xb3-4x_kitti-mono3d.py', '../_base_/models/sparse_swin_t.py'
+]
 
 custom_imports = dict(imports=['mmsparse'], allow_failed_imports=False)
 data_hint = ('download the KITTI 3D object data (left colour images, calibration, labels) from '
@@ -20,25 +22,10 @@ model = dict(
     # Swin's ImageNet weights expect RGB with the usual ImageNet statistics (the base is caffe BGR)
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     backbone=dict(
-        _delete_=True,
-        type='mmsparse.SparseSwin',
-        embed_dims=96,
-        depths=[2, 2, 6, 2],
-        num_heads=[3, 6, 12, 24],
-        window_size=7,
-        mlp_ratio=4,
-        qkv_bias=True,
-        qk_scale=None,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        drop_path_rate=0.2,
-        patch_norm=True,
-        out_indices=(0, 1, 2, 3),
-        with_cp=False,
+        _base_.sparse_swin_t,
+        _delete_=True,  # the recipe's ResNet-101
         convert_weights=True,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained),
-        # None = dense; else 4 per-stage lists of per-block window ratios in [0, 1)
-        pruning_ratios=None),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     # PGD-KITTI already feeds the FPN from level 0 (strides 4..32): start_level=0, num_outs=4
     neck=dict(in_channels=[96, 192, 384, 768]))
 

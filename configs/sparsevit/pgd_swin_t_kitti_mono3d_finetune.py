@@ -5,9 +5,7 @@
 _base_ = './pgd_swin_t_kitti_mono3d.py'
 
 load_from = 'work_dirs/pgd_swin_t_kitti_mono3d_saa/epoch_16.pth'  # the SAA model
-model = dict(
-    backbone=dict(
-        init_cfg=None, pruning_ratios=[[0.6, 0.6], [0.0, 0.0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0.0, 0.0]]))
+model = dict(backbone=dict(init_cfg=None, pruning_ratios='cfg2'))
 max_epochs = 16
 train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))

@@ -4,8 +4,7 @@
 _base_ = './pgd_swin_t_kitti_mono3d_toy.py'
 
 load_from = 'work_dirs/pgd_swin_t_kitti_mono3d_saa_toy/iter_100.pth'  # the SAA toy model
-model = dict(
-    backbone=dict(pruning_ratios=[[0.6, 0.6], [0.0, 0.0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0.0, 0.0]]))
+model = dict(backbone=dict(pruning_ratios='cfg2'))
 max_iters = 100
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=5e-5))

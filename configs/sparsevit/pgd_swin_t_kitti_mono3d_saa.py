@@ -8,12 +8,8 @@ _base_ = './pgd_swin_t_kitti_mono3d.py'
 load_from = 'work_dirs/pgd_swin_t_kitti_mono3d/epoch_48.pth'  # the dense model
 model = dict(backbone=dict(init_cfg=None))  # weights come from load_from
 
-custom_hooks = [
-    dict(
-        type='mmsparse.SparsityAwareAdaptationHook',
-        choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-        val_ratios=None)
-]
+# the hook's defaults: a random ratio set from {0, 0.1, ..., 0.8} every iteration, dense validation
+custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 max_epochs = 16
 train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))

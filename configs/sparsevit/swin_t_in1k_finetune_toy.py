@@ -2,7 +2,7 @@
 _base_ = './swin_t_in1k_toy.py'
 
 load_from = 'work_dirs/swin_t_in1k_saa_toy/iter_80.pth'
-model = dict(backbone=dict(pruning_ratios=[[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]))
+model = dict(backbone=dict(pruning_ratios='cfg2'))
 max_iters = 60
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=2e-4))

@@ -2,13 +2,7 @@
 _base_ = './swin_t_in1k_toy.py'
 
 load_from = 'work_dirs/swin_t_in1k_toy/iter_120.pth'
-custom_hooks = [
-    dict(
-        type='mmsparse.SparsityAwareAdaptationHook',
-        choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-        sample='per_stage_sorted',
-        val_ratios=None)
-]
+custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 max_iters = 80
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=2e-4))

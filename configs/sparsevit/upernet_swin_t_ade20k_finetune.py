@@ -7,9 +7,7 @@
 _base_ = './upernet_swin_t_ade20k.py'
 
 load_from = 'work_dirs/upernet_swin_t_ade20k_saa/iter_40000.pth'  # the SAA model
-model = dict(
-    backbone=dict(
-        init_cfg=None, pruning_ratios=[[0.6, 0.6], [0.0, 0.0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0.0, 0.0]]))
+model = dict(backbone=dict(init_cfg=None, pruning_ratios='cfg2'))
 
 max_iters = 40000
 train_cfg = dict(max_iters=max_iters, val_interval=8000)

@@ -9,12 +9,8 @@ _base_ = './upernet_swin_t_ade20k.py'
 load_from = 'work_dirs/upernet_swin_t_ade20k/iter_160000.pth'  # the dense model
 model = dict(backbone=dict(init_cfg=None))  # weights come from load_from
 
-custom_hooks = [
-    dict(
-        type='mmsparse.SparsityAwareAdaptationHook',
-        choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-        val_ratios=None)
-]
+# the hook's defaults: a random ratio set from {0, 0.1, ..., 0.8} every iteration, dense validation
+custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 
 max_iters = 40000
 train_cfg = dict(max_iters=max_iters, val_interval=8000)

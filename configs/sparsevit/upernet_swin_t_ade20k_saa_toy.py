@@ -5,12 +5,7 @@
 _base_ = './upernet_swin_t_ade20k_toy.py'
 
 load_from = 'work_dirs/upernet_swin_t_ade20k_toy/iter_200.pth'  # the dense toy model
-custom_hooks = [
-    dict(
-        type='mmsparse.SparsityAwareAdaptationHook',
-        choices=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-        val_ratios=None)
-]
+custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 max_iters = 100
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=2e-4))

@@ -1,5 +1,5 @@
 # SViTE (Chen et al., NeurIPS 2021): unstructured dynamic sparse training of DeiT-Tiny from scratch.
-# Only the sparsity differs from mmpretrain's DeiT config, plus the paper's recipe (spec svite.md §6):
+# Only the sparsity differs from mmpretrain's DeiT config, plus the paper's recipe (docs/method/svite.md, 6):
 # 8 GPUs x 64 = 512, lr 5e-4, 600 epochs, 5 warm-up epochs from 1e-6, min lr 1e-5, drop path 0.1,
 # no gradient clipping, AMP, repeated augmentation x3. Table 1 schedule: Delta T 20000, T_end 0.8 of the
 # run (= 1,200,960 of 1,501,200 steps), alpha 0.5, cosine decay. Other densities: 0.6, 0.7, e.g.

@@ -8,10 +8,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmsparse.sparsity.ratios import validate_pruning_ratios
 from tests.tool_runner import REPO_ROOT
 
 CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs/sparsevit/swin_t_in1k*.py')))
-CFG2 = [[.6, .6], [0, 0], [.2, .2, .4, .4, .5, .5], [0, 0]]
+CFG2 = [list(s) for s in validate_pruning_ratios('cfg2', (2, 2, 6, 2))]
 
 
 def build(path):

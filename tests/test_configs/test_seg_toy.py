@@ -1,6 +1,6 @@
 """Semantic segmentation on the toy ADE20K: UPerNet + SparseSwin trains, `tools/test.py` reports the mIoU
 that a hand computation on the dumped predictions gives, SAA samples the ratios it should, the search
-config runs, and every full config builds."""
+config runs through tools/search.py, and every full config builds."""
 import json
 import os.path as osp
 import pickle
@@ -123,8 +123,8 @@ def test_saa_training_samples_ratios(dense_run, toy_ade, tmp_path):
 
 
 def test_search_config_runs(dense_run, toy_ade, tmp_path):
-    """The toy search config as a train loop: every candidate within the MACs budget, and the fine-tune
-    config it writes inherits the toy fine-tune config with the best ratios."""
+    """``tools/search.py`` on the toy search config: every candidate within the MACs budget, and the
+    fine-tune config it writes inherits the toy fine-tune config with the best ratios."""
     pytest.importorskip('mmsparse.engine.loops.evolution_search_loop')
     from mmengine.config import Config
 
@@ -132,17 +132,15 @@ def test_search_config_runs(dense_run, toy_ade, tmp_path):
     work = str(tmp_path / 'search')
     budget = 0.12  # G MACs at 64x64 (dense 0.178)
     run_tool(
-        ['train.py', SEARCH_CONFIG, '--work-dir', work, '--cfg-options'] + data_opts(toy_ade) + [
-            f'train_cfg.dataloader.dataset.data_root={toy_ade}',  # resolved when the config was parsed
-            f'load_from={dense_run}/iter_{ITERS}.pth',
-            f'train_cfg.input_shape=({SIZE},{SIZE})',
-            f'train_cfg.constraint.max={budget}',
-            'train_cfg.population=4',
-            'train_cfg.parents=2',
-            'train_cfg.num_mutation=2',
-            'train_cfg.num_crossover=2',
-            'train_cfg.generations=2',
-            'train_cfg.finetune_name=toy'
+        [
+            'search.py', SEARCH_CONFIG, f'{dense_run}/iter_{ITERS}.pth', '--work-dir', work, '--budget',
+            str(budget), '--cfg-options'
+        ] + data_opts(toy_ade) + [
+            f'search_loop.input_shape=({SIZE},{SIZE})',
+            'search_loop.population=4',  # 2 mutations + 2 crossovers: the loop's half-and-half default
+            'search_loop.parents=2',
+            'search_loop.generations=2',
+            'search_loop.finetune_name=toy'
         ],
         env=ENV)
     history = [json.loads(line) for line in open(osp.join(work, 'search_history.jsonl'))]
@@ -169,6 +167,7 @@ def test_full_config_builds(name):
     from mmseg.registry import MODELS
 
     import mmsparse  # noqa: F401
+    from mmsparse.sparsity.ratios import validate_pruning_ratios
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'sparsevit', f'{name}.py'))
     assert cfg.default_scope == 'mmseg'
     backbone = cfg.model.backbone
@@ -180,9 +179,9 @@ def test_full_config_builds(name):
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'SparseSwin'
-    expected = [[0.6, 0.6], [0.0, 0.0], [0.2, 0.2, 0.4, 0.4, 0.5, 0.5], [0.0, 0.0]] if 'finetune' in name \
-        else [[0.0] * 2, [0.0] * 2, [0.0] * 6, [0.0] * 2]
-    assert model.backbone.get_pruning_ratios() == expected
+    # the fine-tune template names the reference's cfg2 set; the others are dense
+    expected = validate_pruning_ratios('cfg2' if 'finetune' in name else None, (2, 2, 6, 2))
+    assert model.backbone.get_pruning_ratios() == [list(s) for s in expected]
     classes = 19 if 'cityscapes' in name else 150
     assert model.decode_head.conv_seg.out_channels == classes
     assert model.decode_head.in_channels == [96, 192, 384, 768]

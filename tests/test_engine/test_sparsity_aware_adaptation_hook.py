@@ -8,6 +8,7 @@ from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.runner import Runner
 
 from mmsparse.sparsity.cost import swin_macs
+from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 from mmsparse.sparsity.search_space import SwinRatioSpace
 from tests.test_engine.saa_toy import SWIN_KW, SwinToyClassifier, SwinToyData
 from tests.tool_runner import REPO_ROOT, run_tool
@@ -106,6 +107,11 @@ def test_given_val_ratios_are_used_at_val_and_test(saa_run, tmp_path):
     trained, _ = saa_run
     SparsityAwareAdaptationHook(val_ratios=genes).before_val_epoch(trained)
     assert trained.model.backbone.get_pruning_ratios() == SPACE.to_block_ratios(genes)
+    # ... or as a named set, which must not be read as a sequence of characters
+    SparsityAwareAdaptationHook(val_ratios='cfg2').before_val_epoch(trained)
+    assert trained.model.backbone.get_pruning_ratios() == [list(s) for s in PUBLISHED_RATIOS['cfg2']]
+    with pytest.raises(ValueError, match='val_ratios'):
+        SparsityAwareAdaptationHook(val_ratios=[[0.5, 0.5], [0.0]]).before_val_epoch(trained)
 
 
 def test_logged_macs_equal_the_cost_model(saa_run):

@@ -131,3 +131,13 @@ def test_search_tool_on_toy_classifier_one_and_two_processes(toy_imagenet, tmp_p
     ft = Config.fromfile(str(tmp_path / 'one' / 'finetune_sparse-swin_toy-imagenet_macs0.024.py'))
     assert ft.model.backbone.type == 'mmsparse.SparseSwin'
     assert ft.model.backbone.pruning_ratios == best['pruning_ratios']
+
+
+@pytest.mark.parametrize('config', [
+    'configs/sparsevit/maskrcnn_swin_t_search_toy.py', 'configs/sparsevit/upernet_swin_t_ade20k_search.py',
+    'configs/sparsevit/pgd_swin_t_kitti_mono3d_search.py', 'configs/sparsevit/swin_t_in1k_search.py'
+])
+def test_train_tool_refuses_a_search_config_and_names_search_py(config):
+    train = load_tool('tools/train.py', name='_train_tool')
+    with pytest.raises(ValueError, match=r'is a search config .*tools/search\.py'):
+        train.main([config])

@@ -16,6 +16,7 @@ from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
 
 from mmsparse.registry import HOOKS
+from mmsparse.sparsity.ratios import validate_pruning_ratios
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES, SwinRatioSpace
 from ..ratio_targets import find_ratio_targets
 
@@ -32,7 +33,8 @@ class SparsityAwareAdaptationHook(Hook):
         choices: the ratio grid (default 0, 0.1, ..., 0.8).
         sample: 'per_stage_sorted' (docs/method/sparsevit.md, 3.1: per stage depth/2 i.i.d. grid
             draws, sorted ascending).
-        val_ratios: ratios for val/test: None (dense), per-stage per-block lists, or a genes dict.
+        val_ratios: ratios for val/test: None (dense), a named set ('cfg2'), per-stage per-block lists,
+            or a genes dict.
         fixed: genes the space keeps fixed, e.g. ``{'s0': 0.0}`` (see ``SwinRatioSpace``).
         seed: seed of the draw; None = rank 0's runner seed.
         log_macs: log the MACs per image of the sampled ratios (the backbone's ``macs(hw, ratios)``;
@@ -94,9 +96,8 @@ class SparsityAwareAdaptationHook(Hook):
             return [[0.0] * d for d in self.space.depths]
         if isinstance(cfg, dict):
             return self.space.to_block_ratios(cfg)
-        ratios = [list(map(float, s)) for s in cfg]
-        self.targets[0].set_pruning_ratios(ratios)  # validates (length, range, order)
-        return ratios
+        # a named set ('cfg2'), one float, or per-stage lists; checked for length, range and order
+        return [list(s) for s in validate_pruning_ratios(cfg, self.space.depths, name='val_ratios')]
 
     def _record_input(self, module, args):
         self._input_hw[id(module)] = tuple(args[0].shape[-2:])
