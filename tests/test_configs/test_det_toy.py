@@ -6,19 +6,15 @@ import pickle
 
 import pytest
 
-from tests.tool_runner import (REPO_ROOT, assert_loss_drops, read_scalars, read_test_metrics, run_tool,
-                               train_briefly)
+from tests.tool_runner import (REPO_ROOT, assert_loss_drops, coco_options, read_scalars, read_test_metrics,
+                               run_tool, train_briefly)
 
 CONFIG = 'configs/sparsevit/maskrcnn_swin_t_toy.py'
 SAA_CONFIG = 'configs/sparsevit/maskrcnn_swin_t_saa_toy.py'
 
 
 def data_opts(root):
-    return [
-        f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + [
-        f'{k}.ann_file={root}/annotations/instances_val2017.json' for k in ('val_evaluator', 'test_evaluator')
-    ]
+    return coco_options(root)
 
 
 @pytest.fixture(scope='module')

@@ -7,8 +7,8 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from tests.tool_runner import (REPO_ROOT, assert_loss_drops, read_scalars, read_test_metrics, run_tool,
-                               train_briefly)
+from tests.tool_runner import (REPO_ROOT, assert_loss_drops, data_root_options, read_scalars,
+                               read_test_metrics, run_tool, train_briefly)
 
 CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_toy.py'
 SAA_CONFIG = 'configs/sparsevit/pgd_swin_t_kitti_mono3d_saa_toy.py'
@@ -25,9 +25,10 @@ ENV = dict(OMP_NUM_THREADS='1')
 
 
 def data_opts(root):
-    return [
-        f'{k}.dataset.data_root={root}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + [f'{k}.ann_file={root}/kitti_infos_val.pkl' for k in ('val_evaluator', 'test_evaluator')]
+    return data_root_options(
+        root, suffix='/') + [
+            f'{k}.ann_file={root}/kitti_infos_val.pkl' for k in ('val_evaluator', 'test_evaluator')
+        ]
 
 
 @pytest.fixture(scope='module')

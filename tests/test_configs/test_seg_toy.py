@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.tool_runner import (REPO_ROOT, assert_loss_drops, read_scalars, read_test_metrics, run_tool,
-                               train_briefly)
+from tests.tool_runner import (REPO_ROOT, assert_loss_drops, data_root_options, read_scalars,
+                               read_test_metrics, run_tool, train_briefly)
 
 CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_toy.py'
 SAA_CONFIG = 'configs/sparsevit/upernet_swin_t_ade20k_saa_toy.py'
@@ -26,9 +26,7 @@ ENV = dict(OMP_NUM_THREADS='1')
 
 
 def data_opts(root):
-    return [
-        f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
+    return data_root_options(root)
 
 
 @pytest.fixture(scope='module')

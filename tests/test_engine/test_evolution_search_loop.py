@@ -18,6 +18,7 @@ from mmsparse.sparsity.cost import swin_macs
 from mmsparse.sparsity.evolution import InfeasibleBudgetError
 from mmsparse.sparsity.latency import LatencyLUT
 from mmsparse.sparsity.search_space import DEFAULT_CHOICES
+from tests.tiny_models import PATCH2_SWIN
 
 DEPTHS = (2, 2, 6, 2)
 STAGE_WEIGHTS = (0.3, 1.0, 0.5, 0.8)  # score lost per unit ratio per block: stage 0 prunes cheaply
@@ -451,16 +452,8 @@ class SwinFidelityModel(BaseModel):
         super().__init__()
         from mmsparse.models.backbones.sparse_swin import SparseSwin
         torch.manual_seed(0)
-        # patch 2 at 56x56 gives Swin-T's 224x224 window grid (nW 16/4/1/1) at a quarter of the tokens
-        self.backbone = SparseSwin(
-            embed_dims=16,
-            depths=(2, 2, 2, 2),
-            num_heads=(1, 1, 2, 2),
-            mlp_ratio=2,
-            patch_size=2,
-            strides=(2, 2, 2, 2),
-            out_indices=(3, ),
-            min_keep=1)
+        # 56x56 inputs: 16/4/1/1 windows per stage, a search space that stays cheap on a CPU
+        self.backbone = SparseSwin(**PATCH2_SWIN, out_indices=(3, ), min_keep=1)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         images = torch.stack(

@@ -11,7 +11,7 @@ from mmsparse.sparsity.cost import swin_macs
 from mmsparse.sparsity.ratios import PUBLISHED_RATIOS
 from mmsparse.sparsity.search_space import SwinRatioSpace
 from tests.test_engine.saa_toy import SWIN_KW, SwinToyClassifier, SwinToyData
-from tests.tool_runner import REPO_ROOT, run_tool
+from tests.tool_runner import REPO_ROOT, data_root_options, run_tool
 
 SEED = 7
 SPACE = SwinRatioSpace()  # Swin-T, grid 0 .. 0.8
@@ -182,9 +182,7 @@ def test_two_gloo_ranks_set_identical_ratios(toy_imagenet, tmp_path):
     run_tool([
         'dist_train.sh',
         str(config), '2', '--work-dir',
-        str(work), '--cfg-options', f'train_dataloader.dataset.data_root={toy_imagenet}',
-        f'val_dataloader.dataset.data_root={toy_imagenet}',
-        f'test_dataloader.dataset.data_root={toy_imagenet}', 'train_dataloader.batch_size=4',
+        str(work), '--cfg-options', *data_root_options(toy_imagenet), 'train_dataloader.batch_size=4',
         'train_cfg.max_iters=3', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=100'
     ],
              env=dict(PORT='29561'))
