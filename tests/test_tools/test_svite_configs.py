@@ -1,4 +1,4 @@
-"""The SViTE / S2ViTE configs carry the paper's Table 1 recipe (spec svite.md §3.3, §4.2, §6)."""
+"""The SViTE / S2ViTE configs carry the paper's Table 1 recipe (docs/method/svite.md 6; also 1.3, 2.1)."""
 import os.path as osp
 
 import pytest
@@ -11,7 +11,7 @@ from tests.tool_runner import REPO_ROOT
 #: samples per rank per epoch of the DeiT repeated-augmentation sampler on ImageNet-1k, 8 ranks
 SAMPLES_PER_RANK = 160_128
 
-# config, arch, delta_t, per-GPU batch, lr, updates, r at the last update (spec §3.3 table)
+# config, arch, delta_t, per-GPU batch, lr, updates, r at the last update (docs/method/svite.md, 6)
 TABLE1 = [
     ('svite_deit-tiny_8xb64-600e_in1k.py', 'deit-tiny', 20000, 64, 5e-4, 60, 0.05256),
     ('svite_deit-small_8xb64-600e_in1k.py', 'deit-small', 15000, 64, 5e-4, 80, 0.05256),
@@ -37,7 +37,7 @@ def test_unstructured_configs_follow_table_1(name, arch, delta_t, batch, lr, upd
     hook = next(h for h in cfg.custom_hooks if h.type == 'mmsparse.PruneGrowHook')
     assert (hook.mode, hook.density, hook.delta_t, hook.t_end, hook.alpha, hook.decay) == \
         ('unstructured', 0.5, delta_t, 0.8, 0.5, 'cosine')
-    # the schedule these numbers give on 8 GPUs (spec §3.3): update count and last prune rate
+    # the schedule these numbers give on 8 GPUs (docs/method/svite.md, 6): update count and last prune rate
     t_total = cfg.train_cfg.max_epochs * (SAMPLES_PER_RANK // batch)
     t_end = resolve_t_end(hook.t_end, t_total)
     steps = runtime_update_steps(hook.delta_t, t_end, t_total)
