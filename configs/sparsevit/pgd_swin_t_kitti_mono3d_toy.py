@@ -1,12 +1,15 @@
 # Toy variant of pgd_swin_t_kitti_mono3d.py for CPUs: the generated KITTI-format scenes
-# (tools/dataset_converters/make_toy_kitti_mono3d.py --out data/toy_kitti; flat-shaded 3D boxes),
-# images at their generated size (480x160 by default), a narrow SparseSwin (embed 32; depths 2-2-6-2
-# as Swin-T, so the search space is the paper's), a slim PGD head without DCN, 300 iterations.
+# (tools/dataset_converters/make_toy_kitti_mono3d.py; flat-shaded 3D boxes), images at their generated
+# size (480x160 by default), a narrow SparseSwin (embed 32; depths 2-2-6-2 as Swin-T, so the search
+# space is the paper's), a slim PGD head without DCN, 300 iterations. The head's depth prior fits the
+# demo's scenes (cars 8-20 m away, docs/data.md), and the 2D-box loss is down-weighted so that it no
+# longer dominates the gradient (it was 75 % of the initial loss) and starves the depth branch.
 _base_ = './pgd_swin_t_kitti_mono3d.py'
 
 data_root = 'data/toy_kitti/'
 data_hint = ('generate it with: python tools/dataset_converters/make_toy_kitti_mono3d.py '
-             '--out data/toy_kitti')
+             '--out data/toy_kitti --num-train 96 --num-val 24 --classes Car --num-objects 2 4 '
+             '--depth-range 8 20 --yaw-spread 15 --size-jitter 0.03 --seed 0')
 width = 64  # FPN / head channels
 
 model = dict(
@@ -23,7 +26,12 @@ model = dict(
         dir_branch=(width, ),
         attr_branch=(width, ),
         centerness_branch=(width, ),
-        depth_branch=(width, )))
+        depth_branch=(width, ),
+        depth_range=(0, 30),
+        depth_unit=5,
+        depth_bins=7,
+        bbox_coder=dict(base_depths=((14.7, 3.2), )),  # mean / std of the demo scenes' centre depth, m
+        loss_bbox2d=dict(type='mmdet.SmoothL1Loss', beta=1.0 / 9.0, loss_weight=0.2)))
 
 train_pipeline = [
     dict(type='LoadImageFromFileMono3D'),

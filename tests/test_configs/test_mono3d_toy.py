@@ -143,7 +143,7 @@ def test_search_config_runs(dense_run, toy_kitti, tmp_path):
         assert 0.0 <= r['fitness'] <= 100.0
     with open(osp.join(work, 'best_ratios.json')) as f:
         best = json.load(f)
-    assert best['score_key'] == 'Kitti metric/pred_instances_3d/KITTI/Overall_2D_AP40_moderate'
+    assert best['score_key'] == 'Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict'
     assert best['fitness'] == max(r['fitness'] for r in joined)
     assert best['constraints']['macs'] == pytest.approx(
         swin_macs((HEIGHT, WIDTH), best['pruning_ratios'], embed_dims=32) / 1e9, rel=1e-9)

@@ -184,3 +184,55 @@ def test_bad_args(toy_tool):
     tool = toy_tool('make_toy_kitti_mono3d')
     with pytest.raises(ValueError, match='--focal must be > 0'):
         tool.parse_args(['--focal', '0'])
+
+
+ROAD_ARGS = [
+    '--classes', 'Car', '--num-objects', '2', '4', '--depth-range', '8', '20', '--yaw-spread', '15',
+    '--size-jitter', '0.03'
+]
+
+
+def test_road_scene_flags_draw_what_they_say(toy_tool, tmp_path):
+    """Cars only (label 2 of the three KITTI classes), heading within 15 degrees of the optical axis,
+    bottom-centre depth in [8, 20] m, sizes within 3 % of KITTI's typical car, at most 4 per image."""
+    from mmsparse.datasets.toy import KITTI_CLASS_SPECS
+    tool = toy_tool('make_toy_kitti_mono3d')
+    tool.main(['--out', str(tmp_path), '--seed', '3', '--num-train', '6', '--num-val', '2'] + ROAD_ARGS)
+    infos = _infos(str(tmp_path), 'train')['data_list'] + _infos(str(tmp_path), 'val')['data_list']
+    car = np.array(KITTI_CLASS_SPECS['Car']['dims'])
+    boxes = np.array([c['bbox_3d'] for d in infos for c in d['cam_instances']['CAM2']])
+    labels = [c['bbox_label_3d'] for d in infos for c in d['cam_instances']['CAM2']]
+    assert all(1 <= len(d['instances']) <= 4 for d in infos) and len(boxes) >= 2 * len(infos)
+    assert set(labels) == {CLASSES.index('Car')}
+    assert ((boxes[:, 2] >= 8) & (boxes[:, 2] <= 20)).all()
+    np.testing.assert_allclose(boxes[:, 3:6] / car, 1.0, atol=0.03 + 1e-9)
+    # angle to the nearest of -90 and +90 degrees (heading away from / towards the camera)
+    off_axis = np.abs((np.degrees(boxes[:, 6]) % 180) - 90)
+    assert (off_axis <= 15 + 1e-9).all() and off_axis.max() > 1
+    away = np.cos(boxes[:, 6] + np.pi / 2) > 0  # ry near -pi/2: heading along +z
+    assert 0 < away.sum() < len(boxes)
+
+
+def test_default_flags_keep_the_original_scenes(toy_tool, tmp_path, digest):
+    """Spelling the defaults out (all classes, 1-3 objects, 7-25 m, any heading, 8 % sizes) writes the
+    very same files as giving no flag: existing toy sets stay reproducible by seed."""
+    tool = toy_tool('make_toy_kitti_mono3d')
+    tool.main(['--out', str(tmp_path / 'plain'), '--seed', '7'] + ARGS)
+    tool.main(['--out', str(tmp_path / 'spelled'), '--seed', '7'] + ARGS + [
+        '--classes', *CLASSES, '--num-objects', '1', '3', '--depth-range', '7', '25', '--size-jitter', '0.08'
+    ])
+    assert digest(tmp_path / 'plain') == digest(tmp_path / 'spelled')
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--classes', 'Truck'], '--classes must be distinct names'),
+    (['--classes', 'Car', 'Car'], '--classes must be distinct names'),
+    (['--num-objects', '3', '2'], '--num-objects must satisfy 1 <= MIN <= MAX'),
+    (['--depth-range', '9', '8'], '--depth-range must satisfy 0 < NEAR < FAR'),
+    (['--yaw-spread', '91'], r'--yaw-spread must be in \[0, 90\] degrees'),
+    (['--size-jitter', '0.5'], r'--size-jitter must be in \[0, 0.5\)'),
+])
+def test_bad_scene_flags_name_the_flag(toy_tool, flags, message):
+    tool = toy_tool('make_toy_kitti_mono3d')
+    with pytest.raises(ValueError, match=message):
+        tool.parse_args(flags)

@@ -27,11 +27,13 @@ Example::
         --num-train 32 --num-val 8
 """
 import argparse
+import math
 import os
 import os.path as osp
 import pickle
 import shutil
 import sys
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,12 +57,45 @@ def parse_args(argv=None):
     parser.add_argument('--height', type=int, default=160, help='image height in pixels (>= 96)')
     parser.add_argument('--focal', type=float, default=400.0, help='fx = fy in pixels (> 0)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0)')
+    parser.add_argument(
+        '--classes', nargs='+', default=list(CLASSES), help=f'classes drawn, among {" ".join(CLASSES)}')
+    parser.add_argument(
+        '--num-objects', type=int, nargs=2, default=(1, 3), metavar=('MIN', 'MAX'), help='objects per image')
+    parser.add_argument(
+        '--depth-range',
+        type=float,
+        nargs=2,
+        default=(7.0, 25.0),
+        metavar=('NEAR', 'FAR'),
+        help='bottom-centre depth z in metres')
+    parser.add_argument(
+        '--yaw-spread',
+        type=float,
+        default=None,
+        help='degrees in [0, 90]: heading along the optical axis (towards or away), turned by up to this '
+        'much; default: any heading')
+    parser.add_argument(
+        '--size-jitter',
+        type=float,
+        default=0.08,
+        help='relative spread of each box size around its class\'s typical size, in [0, 0.5)')
     args = parser.parse_args(argv)
     check_ranges(
         args,
         dict(num_train=(1, None), num_val=(1, None), width=(160, None), height=(96, None), seed=(0, None)))
     if not args.focal > 0:
         raise ValueError(f'--focal must be > 0, got {args.focal}')
+    unknown = [c for c in args.classes if c not in CLASSES]
+    if unknown or len(set(args.classes)) != len(args.classes):
+        raise ValueError(f'--classes must be distinct names among {CLASSES}, got {args.classes}')
+    if not 1 <= args.num_objects[0] <= args.num_objects[1]:
+        raise ValueError(f'--num-objects must satisfy 1 <= MIN <= MAX, got {list(args.num_objects)}')
+    if not 0 < args.depth_range[0] < args.depth_range[1]:
+        raise ValueError(f'--depth-range must satisfy 0 < NEAR < FAR, got {list(args.depth_range)}')
+    if args.yaw_spread is not None and not 0 <= args.yaw_spread <= 90:
+        raise ValueError(f'--yaw-spread must be in [0, 90] degrees, got {args.yaw_spread}')
+    if not 0 <= args.size_jitter < 0.5:
+        raise ValueError(f'--size-jitter must be in [0, 0.5), got {args.size_jitter}')
     return args
 
 
@@ -91,10 +126,27 @@ def _instance_dicts(inst):
     return cam, full
 
 
-def generate(out: str, num_train: int, num_val: int, width: int, height: int, focal: float,
-             seed: int) -> dict:
-    """Write images and info pkls; return ``{'train': (images, boxes), 'val': (images, boxes)}``."""
+def generate(out: str,
+             num_train: int,
+             num_val: int,
+             width: int,
+             height: int,
+             focal: float,
+             seed: int,
+             classes: Sequence[str] = CLASSES,
+             num_objects: Tuple[int, int] = (1, 3),
+             depth_range: Tuple[float, float] = (7.0, 25.0),
+             yaw_spread_deg: Optional[float] = None,
+             size_jitter: float = 0.08) -> dict:
+    """Write images and info pkls; return ``{'train': (images, boxes), 'val': (images, boxes)}``.
+
+    ``classes`` are the ones drawn (labels stay indices into :data:`CLASSES`, the dataset's classes);
+    the other arguments are those of :func:`random_mono3d_scene` (``yaw_spread_deg`` in degrees).
+    """
     cam2img = make_cam2img(width, height, focal)
+    # None keeps the original draw (and thus the original scenes for a seed) when every class is drawn
+    labels = None if tuple(classes) == CLASSES else [CLASSES.index(c) for c in classes]
+    yaw_spread = None if yaw_spread_deg is None else math.radians(yaw_spread_deg)
     for sub in (IMAGE_DIR, 'ImageSets'):  # replace only what this generator owns
         shutil.rmtree(osp.join(out, sub), ignore_errors=True)
     os.makedirs(osp.join(out, 'ImageSets'))
@@ -103,7 +155,17 @@ def generate(out: str, num_train: int, num_val: int, width: int, height: int, fo
         data_list = []
         for i in range(n):
             rng = np.random.default_rng([seed, split_id, i])
-            image, instances = random_mono3d_scene(rng, width, height, cam2img, CLASSES)
+            image, instances = random_mono3d_scene(
+                rng,
+                width,
+                height,
+                cam2img,
+                CLASSES,
+                num_objects=tuple(num_objects),
+                depth_range=tuple(depth_range),
+                labels=labels,
+                yaw_spread=yaw_spread,
+                size_jitter=size_jitter)
             name = f'{first + i:06d}.png'
             write_image(osp.join(out, IMAGE_DIR, name), image)
             pairs = [_instance_dicts(inst) for inst in instances]
@@ -138,7 +200,8 @@ def generate(out: str, num_train: int, num_val: int, width: int, height: int, fo
 
 def main(argv=None):
     args = parse_args(argv)
-    counts = generate(args.out, args.num_train, args.num_val, args.width, args.height, args.focal, args.seed)
+    counts = generate(args.out, args.num_train, args.num_val, args.width, args.height, args.focal, args.seed,
+                      args.classes, args.num_objects, args.depth_range, args.yaw_spread, args.size_jitter)
     print(f'toy kitti mono3d: classes {CLASSES}; (images, boxes) train {counts["train"]}, '
           f'val {counts["val"]}; {args.width}x{args.height}, f={args.focal:g} -> {args.out}')
 

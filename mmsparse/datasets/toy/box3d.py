@@ -6,7 +6,7 @@ axis (the heading), ``h`` along -y and ``ry`` the rotation about the y axis.
 """
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -131,7 +131,10 @@ def random_mono3d_scene(rng: np.random.Generator,
                         depth_range: Tuple[float, float] = (7.0, 25.0),
                         min_height_px: float = 25.0,
                         noise_std: float = 3.0,
-                        max_tries: int = 300) -> Tuple[np.ndarray, List[Box3DInstance]]:
+                        max_tries: int = 300,
+                        labels: Optional[Sequence[int]] = None,
+                        yaw_spread: Optional[float] = None,
+                        size_jitter: float = 0.08) -> Tuple[np.ndarray, List[Box3DInstance]]:
     """Render 3D boxes standing on the ground plane, fully visible and with disjoint 2D boxes.
 
     Every object is untruncated and unoccluded (KITTI "easy" if its 2D box is at least 40 px high).
@@ -144,6 +147,15 @@ def random_mono3d_scene(rng: np.random.Generator,
         num_objects: inclusive ``(min, max)``; fewer only when placement fails ``max_tries`` times.
         depth_range: ``(near, far)`` of the bottom-centre z, metres.
         min_height_px: smallest 2D box height kept (KITTI ignores boxes under 25 px).
+        noise_std: std of the Gaussian pixel noise added to the whole image (grey levels).
+        max_tries: placements tried before giving up on reaching the drawn number of objects.
+        labels: class ids to draw from, uniformly (e.g. ``[2]``: only cars); ``None``: every class.
+        yaw_spread: ``None`` draws ``ry`` uniformly in [-pi, pi). Else, radians in [0, pi/2]: the box
+            is heading along the optical axis, towards or away from the camera (``ry = -pi/2`` or
+            ``+pi/2``, as cars on a road seen from a car), turned by up to ``yaw_spread`` either way.
+        size_jitter: each of ``l, h, w`` is the class's typical size times a factor drawn in
+            ``[1 - size_jitter, 1 + size_jitter]``, in [0, 0.5). A smaller jitter makes the apparent size a
+            sharper depth cue for a monocular detector.
 
     Returns:
         ``(image, instances)``: ``(H, W, 3)`` uint8 RGB and the boxes drawn, far to near.
@@ -153,6 +165,14 @@ def random_mono3d_scene(rng: np.random.Generator,
         raise ValueError(f'classes must be among {sorted(KITTI_CLASS_SPECS)}, got {unknown}')
     if not 0 < depth_range[0] < depth_range[1]:
         raise ValueError(f'depth_range must satisfy 0 < near < far, got {depth_range}')
+    if not 1 <= num_objects[0] <= num_objects[1]:
+        raise ValueError(f'num_objects must satisfy 1 <= lo <= hi, got {num_objects}')
+    if labels is not None and (not labels or any(not 0 <= k < len(classes) for k in labels)):
+        raise ValueError(f'labels must be a non-empty list of ids in [0, {len(classes) - 1}], got {labels}')
+    if yaw_spread is not None and not 0 <= yaw_spread <= math.pi / 2:
+        raise ValueError(f'yaw_spread must be in [0, pi/2] radians, got {yaw_spread}')
+    if not 0 <= size_jitter < 0.5:
+        raise ValueError(f'size_jitter must be in [0, 0.5), got {size_jitter}')
     k = np.asarray(cam2img, dtype=np.float64)
     fx, cx = k[0, 0], k[0, 2]
     wanted = int(rng.integers(num_objects[0], num_objects[1] + 1))
@@ -160,11 +180,19 @@ def random_mono3d_scene(rng: np.random.Generator,
     for _ in range(max_tries):
         if len(instances) == wanted:
             break
-        label = int(rng.integers(len(classes)))
-        dims = np.array(KITTI_CLASS_SPECS[classes[label]]['dims']) * rng.uniform(0.92, 1.08, 3)
+        if labels is None:
+            label = int(rng.integers(len(classes)))
+        else:
+            label = int(labels[rng.integers(len(labels))])
+        dims = np.array(KITTI_CLASS_SPECS[classes[label]]['dims']) * rng.uniform(
+            1 - size_jitter, 1 + size_jitter, 3)
         z = rng.uniform(*depth_range)
         x = (rng.uniform(0.08, 0.92) * width - cx) * z / fx
-        box = np.array([x, CAMERA_HEIGHT, z, *dims, rng.uniform(-math.pi, math.pi)])
+        if yaw_spread is None:
+            ry = rng.uniform(-math.pi, math.pi)
+        else:  # ry = -pi/2 points the local x axis (the heading) along +z, away from the camera
+            ry = rng.choice([-0.5, 0.5]) * math.pi + rng.uniform(-yaw_spread, yaw_spread)
+        box = np.array([x, CAMERA_HEIGHT, z, *dims, ry])
         corners = box3d_corners(box)
         if corners[:, 2].min() < 0.5:
             continue
