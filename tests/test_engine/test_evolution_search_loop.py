@@ -118,7 +118,8 @@ def write_base_config(tmp_path):
     return str(path)
 
 
-def make_runner(tmp_path, work, name, model=None, **loop_kwargs):
+def toy_loop_config(tmp_path, **loop_kwargs):
+    """The search loop config every toy search here runs, with ``loop_kwargs`` on top."""
     loop = dict(
         type='mmsparse.EvolutionSearchLoop',
         dataloader=LOADER,
@@ -131,9 +132,13 @@ def make_runner(tmp_path, work, name, model=None, **loop_kwargs):
         input_shape=(672, 672),
         val_subset=SUBSET,
         seed=0,
-        base_config=write_base_config(tmp_path),
-        finetune=dict(train_cfg=dict(max_epochs=36)))
+        base_config=write_base_config(tmp_path))
     loop.update(loop_kwargs)
+    return loop
+
+
+def make_runner(tmp_path, work, name, model=None, **loop_kwargs):
+    loop = toy_loop_config(tmp_path, **{'finetune': dict(train_cfg=dict(max_epochs=36)), **loop_kwargs})
     return Runner(
         model=model or ToyModel(),
         work_dir=str(tmp_path / work),
@@ -386,19 +391,7 @@ def _search_worker(rank, port, tmp_dir):
     torch.set_num_threads(1)  # two processes on a shared CPU
     dist.init_process_group('gloo', rank=rank, world_size=2)
     tmp = Path(tmp_dir)
-    loop = dict(
-        type='mmsparse.EvolutionSearchLoop',
-        dataloader=LOADER,
-        evaluator=dict(type='ToySearchMetric'),
-        score_key='toy/score',
-        population=8,
-        parents=3,
-        generations=3,
-        constraint=dict(kind='macs', max=BUDGET),
-        input_shape=(672, 672),
-        val_subset=SUBSET,
-        seed=0,
-        base_config=write_base_config(tmp))
+    loop = toy_loop_config(tmp)
     runner = Runner(
         model=ToyModel(),
         work_dir=str(tmp / 'dist'),
