@@ -92,23 +92,69 @@ def check_data_roots(cfg, loaders=('train_dataloader', 'val_dataloader', 'test_d
             raise InputNotFoundError(f'{key}.dataset.data_root "{root}" does not exist: {hint}')
 
 
-def run_main(main):
-    """Run a tool's ``main``.
+def run_main(main, end_process_after_distributed=True):
+    """Run a tool's ``main`` and return what it returns.
 
     The errors we raise for user input (a missing config, checkpoint or data root, a corrupt or
-    untrusted checkpoint) become one line and exit code 2; anything else keeps its traceback. The
-    process group is destroyed on the way out, after success and after an error alike: a gloo or
-    nccl group left to the interpreter's exit can abort a rank that finished its work
-    ("terminate called without an active exception"), which fails the whole torchrun job.
+    untrusted checkpoint) become one line and exit code 2; anything else keeps its traceback.
+
+    The process group is destroyed on the way out, after success and after an error alike. In a
+    distributed run the process then ends at once (``atexit`` handlers run, stdio is flushed) instead
+    of going through the interpreter's finalisation: ``destroy_process_group`` does not stop gloo's
+    worker threads, and one that is still releasing the tensors of the last collective when the
+    interpreter finalises cannot take the GIL, so ``pthread_exit`` unwinds through a C++ destructor
+    and the rank aborts ("terminate called without an active exception", SIGABRT). torchrun then
+    fails the whole job although every rank finished its work.
+
+    Args:
+        main (callable): the tool's ``main()``.
+        end_process_after_distributed (bool): end the process as described above when a process group
+            was destroyed. Only a caller that must go on running (a test) passes False.
     """
     import sys
 
     from mmsparse.utils import (CorruptCheckpointError, InputNotFoundError, UntrustedCheckpointError,
                                 teardown_distributed)
+
+    def finish(code):
+        if teardown_distributed() and end_process_after_distributed:
+            _exit_skipping_finalisation(code)
+
     try:
-        return main()
+        result = main()
     except (InputNotFoundError, CorruptCheckpointError, UntrustedCheckpointError) as e:
         print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
+        finish(2)
         sys.exit(2)
-    finally:
-        teardown_distributed()
+    except BaseException as e:
+        if teardown_distributed() and end_process_after_distributed:
+            _exit_skipping_finalisation(_report_exit_code(e))
+        raise
+    finish(0)
+    return result
+
+
+def _report_exit_code(error):
+    """Print ``error`` as the interpreter would at exit and return the exit code it would use."""
+    import sys
+    import traceback
+    if isinstance(error, SystemExit):
+        if error.code is None or isinstance(error.code, int):
+            return error.code or 0
+        print(error.code, file=sys.stderr)
+        return 1
+    traceback.print_exception(error)
+    return 130 if isinstance(error, KeyboardInterrupt) else 1
+
+
+def _exit_skipping_finalisation(code):
+    """Run the ``atexit`` handlers (logging's flush, tempdir clean-up), flush stdio, ``os._exit(code)``."""
+    import atexit
+    import sys
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe must not change the exit code
+            pass
+    os._exit(code)
