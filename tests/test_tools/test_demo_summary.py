@@ -1,5 +1,6 @@
 """demo_summary.py and the demo's tables: Pareto points with dense and chosen marked, one summary PNG."""
 import json
+import os
 
 import numpy as np
 from PIL import Image
@@ -68,3 +69,26 @@ def test_demo_recall_table_and_results_table():
     assert rows[2] == '| dense | dense | 0.500 | 20.0 | 0.800 | 1.00x | 50.0 | 1.00x (1.00x) | 1 (1) |'
     assert rows[
         3] == '| searched | [..] | 0.300 | 10.0 | 0.700 | 2.00x | 40.0 | 1.25x (1.25x) | 0.950 (0.310) |'
+
+
+def test_demo_regenerates_data_made_by_another_generator_command_and_keeps_the_old_folder(tmp_path):
+    demo = load_tool('tools/demo.py')
+    d = demo.Demo.__new__(demo.Demo)
+    d.task = dict(generator=['make_toy.py', '--seed', '0'])
+    d.data = str(tmp_path / 'toy')
+    runs = []
+
+    def fake_run(step, cmd):  # stands in for the generator: writes one file into --out
+        runs.append(cmd)
+        os.makedirs(cmd[cmd.index('--out') + 1])
+        (tmp_path / 'toy' / 'made').write_text(str(len(runs)))
+
+    d.run = fake_run
+    d.generate_data()
+    d.generate_data()  # same command: the folder is reused
+    assert runs == [['make_toy.py', '--out', d.data, '--seed', '0']]
+    d.task = dict(generator=['make_toy.py', '--seed', '1'])
+    d.generate_data()  # another command: generated again, the old folder kept aside
+    assert len(runs) == 2 and (tmp_path / 'toy' / 'made').read_text() == '2'
+    old = [p for p in os.listdir(tmp_path) if p.startswith('toy.old-')]
+    assert len(old) == 1 and (tmp_path / old[0] / 'made').read_text() == '1'

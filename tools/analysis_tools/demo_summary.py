@@ -56,7 +56,8 @@ def first_table(markdown):
 
 
 def draw_summary(out_png, search_dir, kept_png, table_md, title=''):
-    """Write ``out_png``: Pareto plot (left), kept-window figure (right), results table (bottom)."""
+    """Write ``out_png``: Pareto plot (top left), kept-window figure (top right), results table (bottom,
+    the whole width, scaled to fit it so that no column is cut off)."""
     import matplotlib
     matplotlib.use('Agg')  # files only; never needs a display
     import matplotlib.pyplot as plt
@@ -69,7 +70,7 @@ def draw_summary(out_png, search_dir, kept_png, table_md, title=''):
     rows = first_table(table_md)
 
     fig = plt.figure(figsize=(24, 13), dpi=100)
-    grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.5), height_ratios=(3, 1.1))
+    grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.4), height_ratios=(3, 1))
     ax = fig.add_subplot(grid[0, 0])
     cand = [p for p in pts if p[2] == 'candidate']
     ax.scatter([p[0] for p in cand], [p[1] for p in cand], s=25, c='0.55', label='searched candidates')
@@ -101,19 +102,20 @@ def draw_summary(out_png, search_dir, kept_png, table_md, title=''):
     ax.grid(alpha=0.3)
     # below the axes: inside, it can hide the dense point in the lower right corner
     ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
-    ax2 = fig.add_subplot(grid[:, 1])
+    ax2 = fig.add_subplot(grid[0, 1])
     ax2.axis('off')
     if kept is not None:
         ax2.imshow(kept)
         ax2.set_title('windows the searched model processes')
-    ax3 = fig.add_subplot(grid[1, 0])
+    ax3 = fig.add_subplot(grid[1, :])
     ax3.axis('off')
     if rows:
-        table = ax3.table(cellText=rows[1:], colLabels=rows[0], loc='center', cellLoc='center')
+        # bbox: the table fills the axes (columns in proportion to their text) instead of being centred
+        # at its natural width, which ran past the figure's left edge for long ratio lists
+        table = ax3.table(cellText=rows[1:], colLabels=rows[0], cellLoc='center', bbox=[0, 0.15, 1, 0.8])
         table.auto_set_font_size(False)
-        table.set_fontsize(8)
+        table.set_fontsize(10)
         table.auto_set_column_width(list(range(len(rows[0]))))
-        table.scale(1, 1.6)
     if title:
         fig.suptitle(title, fontsize=14)
     fig.tight_layout()
