@@ -59,7 +59,8 @@ class SparseSwin(SwinTransformer):
             ``F.scaled_dot_product_attention`` (bias and mask passed as one additive mask, the bias
             expanded with stride 0 so that PyTorch keeps its fused kernel); where that is faster is
             measured in docs/benchmark.md. Outputs differ from the op-by-op path by float rounding
-            (~1e-6); training and the dense path never use it.
+            (~1e-6). In a pruned model the unpruned blocks use it too (``fused_dense_blocks``); a
+            model with every ratio 0 and training never do.
     """
 
     def __init__(self,
@@ -91,6 +92,7 @@ class SparseSwin(SwinTransformer):
         # since an SAA checkpoint records just the last random draw)
         self.checkpoint_pruning_ratios = None
         self._geometry_cache = GeometryCache()
+        self._fuse_all_unpruned = False  # see fusing_unpruned_blocks
         self._pruning_ratios = validate_pruning_ratios(pruning_ratios, self.depths)
         self._register_ratio_hooks()
 
@@ -120,6 +122,33 @@ class SparseSwin(SwinTransformer):
             yield self
         finally:
             self._pruning_ratios = previous
+
+    @property
+    def fused_dense_blocks(self) -> bool:
+        """Whether the unpruned blocks of this forward use the fused attention kernel.
+
+        Only in a pruned model (some ratio > 0) with ``fused_attention``: with every ratio 0 the
+        backbone stays bit-identical to mmdet's Swin, so a dense checkpoint gives mmdet's numbers.
+        Without gradient only, like the window path's fused attention. Inside
+        :meth:`fusing_unpruned_blocks` a model with every ratio 0 uses it too.
+        """
+        if not self.window_options.fused_attention:
+            return False
+        return self._fuse_all_unpruned or any(r > 0 for stage in self._pruning_ratios for r in stage)
+
+    @contextlib.contextmanager
+    def fusing_unpruned_blocks(self):
+        """Run every unpruned block as a pruned model runs it, even with every ratio 0.
+
+        The latency LUT times the parts of a forward in here: its dense-block entries and its fixed
+        part (the whole dense forward minus the blocks) then describe the blocks of the pruned models
+        it prices, not the bit-identical reference path.
+        """
+        previous, self._fuse_all_unpruned = self._fuse_all_unpruned, True
+        try:
+            yield self
+        finally:
+            self._fuse_all_unpruned = previous
 
     # ---------------------------------------------------------------- cost
     def macs_arguments(self) -> dict:
@@ -198,8 +227,14 @@ class SparseSwin(SwinTransformer):
         inputs = []
         for i, stage in enumerate(self.stages):
             inputs.append((x, hw_shape))
-            x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i], self.window_options,
-                                     self._geometry_cache)
+            x = sparse_stage_forward(
+                stage.blocks,
+                x,
+                hw_shape,
+                self._pruning_ratios[i],
+                self.window_options,
+                self._geometry_cache,
+                fused_dense=self.fused_dense_blocks)
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return inputs
@@ -211,12 +246,13 @@ class SparseSwin(SwinTransformer):
         ``GlobalAveragePooling`` takes only a tuple, so one backbone serves all four tasks.
         """
         x, hw_shape = self._embed(x)
+        fused = self.fused_dense_blocks
         selection = [] if self.record_selection else None
         outs = []
         for i, stage in enumerate(self.stages):
             record = [] if selection is not None else None
             x = sparse_stage_forward(stage.blocks, x, hw_shape, self._pruning_ratios[i], self.window_options,
-                                     self._geometry_cache, record)
+                                     self._geometry_cache, record, fused)
             if selection is not None:
                 selection.append(record)
             out, out_hw_shape = x, hw_shape

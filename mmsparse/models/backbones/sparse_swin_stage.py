@@ -90,9 +90,16 @@ def is_exporting() -> bool:
     return bool(torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting())
 
 
-def dense_block(block: torch.nn.Module, x: torch.Tensor, hw_shape: Tuple[int, int],
-                cache: GeometryCache) -> torch.Tensor:
-    """mmdet's ``SwinBlock`` on the full map; without gradient, with cached mask and bias (bit-identical)."""
+def dense_block(block: torch.nn.Module,
+                x: torch.Tensor,
+                hw_shape: Tuple[int, int],
+                cache: GeometryCache,
+                fused: bool = False) -> torch.Tensor:
+    """mmdet's ``SwinBlock`` on the full map; without gradient, with cached mask and bias.
+
+    Bit-identical to mmdet unless ``fused``: then, without gradient, the attention is
+    ``F.scaled_dot_product_attention`` (see ``dense_block_inference``).
+    """
     if torch.is_grad_enabled():
         if block.with_cp and x.requires_grad:
             # mmdet calls checkpoint without use_reentrant, which torch deprecates; same ops here
@@ -105,7 +112,7 @@ def dense_block(block: torch.nn.Module, x: torch.Tensor, hw_shape: Tuple[int, in
         mask = cache.mask(
             stage_geometry(hw_shape[0], hw_shape[1], ws), ws, shift, x.device, torch.get_default_dtype())
     bias = relative_position_bias(block.attn.w_msa, cache.bias)
-    return dense_block_inference(block, x, hw_shape, bias, mask)
+    return dense_block_inference(block, x, hw_shape, bias, mask, fused)
 
 
 def _swin_block_ops(block, x, hw_shape):
@@ -226,7 +233,8 @@ def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
                          ratios: Sequence[float],
                          options: WindowPathOptions,
                          cache: GeometryCache,
-                         record: Optional[List[Optional[torch.Tensor]]] = None) -> torch.Tensor:
+                         record: Optional[List[Optional[torch.Tensor]]] = None,
+                         fused_dense: bool = False) -> torch.Tensor:
     """Run a stage's blocks on ``x`` with per-block pruning ratios.
 
     Args:
@@ -238,6 +246,7 @@ def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
         cache: geometry cache of the backbone.
         record: if a list, one entry per block is appended: the ``(B, k)`` kept window ids in processing
             order (regular or shifted numbering by parity), or ``None`` for blocks on the dense path.
+        fused_dense: blocks on the dense path use the fused attention kernel (``dense_block``).
 
     Returns:
         ``(B, H * W, C)`` stage output (processed and copied-through tokens).
@@ -245,7 +254,7 @@ def sparse_stage_forward(blocks: Sequence[torch.nn.Module],
     bstar = first_pruned_block(ratios, options.force_window_path)
     num_dense = len(blocks) if bstar is None else bstar
     for block in blocks[:num_dense]:
-        x = dense_block(block, x, hw_shape, cache)
+        x = dense_block(block, x, hw_shape, cache, fused_dense)
     if record is not None:
         record.extend([None] * num_dense)
     if bstar is None:

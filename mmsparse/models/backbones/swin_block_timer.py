@@ -59,7 +59,8 @@ class SwinBlockTimer(BlockTimer):
         ]
 
     def _time(self, fn, measure=None) -> float:
-        with torch.inference_mode():
+        # every part as a pruned model runs it, the unpruned blocks included (their fused kernel)
+        with torch.inference_mode(), self.backbone.fusing_unpruned_blocks():
             return float((measure or self.measure)(fn))
 
     def _stage(self, stage: int) -> Tuple[List[torch.nn.Module], torch.Tensor, Tuple[int, int]]:
@@ -73,7 +74,10 @@ class SwinBlockTimer(BlockTimer):
 
     def dense_block(self, stage: int, block: int) -> float:
         blocks, x, hw_shape = self._stage(stage)
-        return self._time(lambda: dense_block(blocks[block], x, hw_shape, self.backbone.geometry_cache))
+        # as an unpruned block of a pruned model runs it (see SparseSwin.fusing_unpruned_blocks)
+        fused = self.backbone.window_options.fused_attention
+        return self._time(
+            lambda: dense_block(blocks[block], x, hw_shape, self.backbone.geometry_cache, fused))
 
     def stage_entry(self, stage: int) -> float:
         shifts = sorted({blk.attn.shift_size for blk in self._stage(stage)[0]})

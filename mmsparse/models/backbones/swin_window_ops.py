@@ -131,8 +131,12 @@ def pad_fill_value(block: nn.Module, pad_mode: str, like: torch.Tensor) -> torch
     return block.norm1(like.new_zeros(1, like.shape[-1]))[0]
 
 
-def dense_block_inference(block: nn.Module, x: torch.Tensor, hw_shape, bias: torch.Tensor,
-                          mask: Optional[torch.Tensor]) -> torch.Tensor:
+def dense_block_inference(block: nn.Module,
+                          x: torch.Tensor,
+                          hw_shape,
+                          bias: torch.Tensor,
+                          mask: Optional[torch.Tensor],
+                          fused: bool = False) -> torch.Tensor:
     """mmdet ``SwinBlock.forward`` without gradient, with the geometry constants precomputed.
 
     The arithmetic is mmdet's, op for op and in the same memory layouts, so the result is bit-identical;
@@ -141,6 +145,10 @@ def dense_block_inference(block: nn.Module, x: torch.Tensor, hw_shape, bias: tor
 
     Args:
         x: ``(B, H * W, C)``; mask: ``(nW, N, N)`` for shifted blocks, else ``None``.
+        fused: compute the attention with ``F.scaled_dot_product_attention`` as the window path does
+            (:func:`window_attention`): no longer bit-identical to mmdet (float rounding, ~1e-6), and
+            faster, most of all in shifted blocks, where the op-by-op form writes and rereads the
+            scores for the mask (docs/benchmark.md).
     """
     b, length, c = x.shape
     h, w = hw_shape
@@ -156,9 +164,35 @@ def dense_block_inference(block: nn.Module, x: torch.Tensor, hw_shape, bias: tor
         q = torch.roll(q, shifts=(-shift, -shift), dims=(1, 2))
     windows = q.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5).contiguous()
     windows = windows.view(-1, ws * ws, c)
-    # WindowMSA.forward with the cached bias and mask
-    w_msa = msa.w_msa
-    n, num_tokens, _ = windows.shape
+    if fused:
+        # the mask is per window of one image: the windows of every image in the batch take it in turn
+        out = window_attention(msa.w_msa, windows, bias,
+                               mask if mask is None or b == 1 else mask.repeat(b, 1, 1), True)
+    else:
+        out = _mmdet_window_msa(msa.w_msa, windows, bias, mask)
+    # back to the (cropped, unshifted) map, as in ShiftWindowMSA.forward
+    out = out.view(b, hp // ws, wp // ws, ws, ws, -1).permute(0, 1, 3, 2, 4, 5).contiguous()
+    out = out.view(b, hp, wp, -1)
+    if shift > 0:
+        out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
+    if pad_r > 0 or pad_b:
+        out = out[:, :h, :w, :].contiguous()
+    out = msa.drop(out.view(b, h * w, c))
+    x = out + identity
+    return block.ffn(block.norm2(x), identity=x)
+
+
+def _mmdet_window_msa(w_msa: nn.Module, windows: torch.Tensor, bias: torch.Tensor,
+                      mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """mmdet ``WindowMSA.forward`` op for op, with the cached bias and ``(nW, N, N)`` mask.
+
+    Args:
+        windows: ``(B * nW, N, C)`` tokens of every window of ``B`` images.
+
+    Returns:
+        ``(B * nW, N, C)`` projected attention output.
+    """
+    n, num_tokens, c = windows.shape
     qkv = w_msa.qkv(windows).reshape(n, num_tokens, 3, w_msa.num_heads,
                                      c // w_msa.num_heads).permute(2, 0, 3, 1, 4)
     qq, kk, vv = qkv[0], qkv[1], qkv[2]
@@ -172,14 +206,4 @@ def dense_block_inference(block: nn.Module, x: torch.Tensor, hw_shape, bias: tor
         attn = attn.view(-1, w_msa.num_heads, num_tokens, num_tokens)
     attn = w_msa.attn_drop(w_msa.softmax(attn))
     out = (attn @ vv).transpose(1, 2).reshape(n, num_tokens, c)
-    out = w_msa.proj_drop(w_msa.proj(out))
-    # back to the (cropped, unshifted) map, as in ShiftWindowMSA.forward
-    out = out.view(b, hp // ws, wp // ws, ws, ws, -1).permute(0, 1, 3, 2, 4, 5).contiguous()
-    out = out.view(b, hp, wp, -1)
-    if shift > 0:
-        out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
-    if pad_r > 0 or pad_b:
-        out = out[:, :h, :w, :].contiguous()
-    out = msa.drop(out.view(b, h * w, c))
-    x = out + identity
-    return block.ffn(block.norm2(x), identity=x)
+    return w_msa.proj_drop(w_msa.proj(out))
