@@ -49,8 +49,11 @@ step "virtualenv" "$PYTHON" -m venv "$venv"
 rm -f "$stamp"
 step "build tools" pip install -q --upgrade -r "$root/requirements/build.txt"
 step "torch + runtime" pip install -q $(reqs_plain "$root/requirements/runtime.txt")
-step "mmcv wheel (cached build)" bash "$root/tools/install/build_mmcv.sh" "$venv/bin/python"
-mmcv_whl=$(bash "$root/tools/install/build_mmcv.sh" "$venv/bin/python" | tail -1)  # the cached wheel
+# build_mmcv.sh prints the cached wheel's path last; one call, its output kept for that line
+mmcv_log="$venv/build_mmcv.out"
+step "mmcv wheel (cached build)" bash -c 'set -o pipefail; bash "$1" "$2" | tee "$3"' _ \
+  "$root/tools/install/build_mmcv.sh" "$venv/bin/python" "$mmcv_log"
+mmcv_whl=$(tail -1 "$mmcv_log")
 step "OpenMMLab packages" pip install -q "$mmcv_whl" $(reqs_plain "$root/requirements/mminstall.txt") $(reqs_plain "$root/requirements/runtime.txt")
 step "mmdet3d (no deps)" pip install -q --no-deps $(reqs_nodeps "$root/requirements/optional.txt")
 step "mmdet3d imports" pip install -q $(reqs_plain "$root/requirements/optional.txt") $(reqs_plain "$root/requirements/runtime.txt")
