@@ -5,13 +5,5 @@ model = dict(backbone=dict(structured=dict(head_density=0.7, mlp_density=0.6, ma
 
 custom_hooks = [
     dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL'),
-    dict(
-        type='mmsparse.PruneGrowHook',
-        mode='structured',
-        delta_t=7000,
-        t_end=0.8,
-        alpha=0.5,
-        decay='cosine',
-        algorithm1=False,
-        structured=dict(score_sync='all_reduce', mlp_growth='gradient')),
+    dict(_base_.s2vite_prune_grow, delta_t=7000),
 ]

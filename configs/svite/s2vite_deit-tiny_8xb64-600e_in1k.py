@@ -5,14 +5,4 @@ _base_ = './svite_deit-tiny_8xb64-600e_in1k.py'
 
 model = dict(backbone=dict(structured=dict(head_density=0.7, mlp_density=0.7, mask_qkv_bias=True)))
 
-custom_hooks = [
-    dict(
-        type='mmsparse.PruneGrowHook',
-        mode='structured',
-        delta_t=20000,
-        t_end=0.8,
-        alpha=0.5,
-        decay='cosine',
-        algorithm1=False,
-        structured=dict(score_sync='all_reduce', mlp_growth='gradient'))
-]
+custom_hooks = [dict(_base_.s2vite_prune_grow, delta_t=20000)]

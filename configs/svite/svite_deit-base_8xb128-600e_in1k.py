@@ -2,6 +2,7 @@
 # lr 1e-3, 600 epochs). mmpretrain's DeiT-Base EMA copy is kept, and the hook keeps it masked.
 _base_ = [
     'mmpretrain::deit/deit-base_16xb64_in1k.py',
+    '../_base_/schedules/svite_prune_grow.py',
 ]
 custom_imports = dict(imports=['mmsparse'], allow_failed_imports=False)
 
@@ -23,17 +24,6 @@ auto_scale_lr = dict(base_batch_size=1024)
 
 custom_hooks = [
     dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL'),
-    dict(
-        type='mmsparse.PruneGrowHook',
-        mode='unstructured',
-        density=0.5,
-        distribution='erk',
-        delta_t=7000,
-        t_end=0.8,
-        alpha=0.5,
-        decay='cosine',
-        prune='magnitude',
-        grow='gradient',
-        algorithm1=False),
+    dict(_base_.svite_prune_grow, delta_t=7000),
 ]
 randomness = dict(seed=0)

@@ -4,17 +4,4 @@ _base_ = './svite_deit-tiny_8xb64-600e_in1k.py'
 
 model = dict(backbone=dict(arch='deit-small'), head=dict(in_channels=384))
 
-custom_hooks = [
-    dict(
-        type='mmsparse.PruneGrowHook',
-        mode='unstructured',
-        density=0.5,
-        distribution='erk',
-        delta_t=15000,
-        t_end=0.8,
-        alpha=0.5,
-        decay='cosine',
-        prune='magnitude',
-        grow='gradient',
-        algorithm1=False)
-]
+custom_hooks = [dict(_base_.svite_prune_grow, delta_t=15000)]

@@ -4,7 +4,7 @@
 # no gradient clipping, AMP, repeated augmentation x3. Table 1 schedule: Delta T 20000, T_end 0.8 of the
 # run (= 1,200,960 of 1,501,200 steps), alpha 0.5, cosine decay. Other densities: 0.6, 0.7, e.g.
 # --cfg-options custom_hooks.0.density=0.6
-_base_ = 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'
+_base_ = ['mmpretrain::deit/deit-tiny_4xb256_in1k.py', '../_base_/schedules/svite_prune_grow.py']
 custom_imports = dict(imports=['mmsparse'], allow_failed_imports=False)
 
 model = dict(backbone=dict(type='mmsparse.SparseDeiT', drop_path_rate=0.1))
@@ -23,18 +23,5 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=600, val_interval=10)
 auto_scale_lr = dict(base_batch_size=512)
 
-custom_hooks = [
-    dict(
-        type='mmsparse.PruneGrowHook',
-        mode='unstructured',
-        density=0.5,
-        distribution='erk',
-        delta_t=20000,
-        t_end=0.8,
-        alpha=0.5,
-        decay='cosine',
-        prune='magnitude',
-        grow='gradient',
-        algorithm1=False)
-]
+custom_hooks = [dict(_base_.svite_prune_grow, delta_t=20000)]
 randomness = dict(seed=0)

@@ -58,20 +58,7 @@ param_scheduler = []
 train_cfg = dict(_delete_=True, by_epoch=False, max_iters=10, val_interval=10)
 auto_scale_lr = dict(base_batch_size=8)
 
-custom_hooks = [
-    dict(
-        type='mmsparse.PruneGrowHook',
-        mode='unstructured',
-        density=0.5,
-        distribution='erk',
-        delta_t=2,
-        t_end=0.8,
-        alpha=0.5,
-        decay='cosine',
-        prune='magnitude',
-        grow='gradient',
-        algorithm1=False)
-]
+custom_hooks = [dict(_base_.svite_prune_grow, delta_t=2)]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10, max_keep_ckpts=3))

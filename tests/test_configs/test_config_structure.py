@@ -225,3 +225,21 @@ def test_configs_point_only_at_the_repository_and_the_papers():
             if 'spec ' in low or '§' in line or 'pitfall' in low or ' issue ' in low:
                 bad.append(f'{osp.relpath(path, CONFIG_DIR)}:{i}: {line.strip()}')
     assert not bad, '\n'.join(bad)
+
+
+def test_prune_grow_hook_settings_are_written_once():
+    """The SViTE configs take the paper's prune-and-grow schedule from one base file and add their
+    Delta T."""
+    base = osp.join(CONFIG_DIR, '_base_', 'schedules', 'svite_prune_grow.py')
+    spelled = [p for p in ALL_CONFIGS if "'mmsparse.PruneGrowHook'" in open(p).read()]
+    assert spelled == [base]
+    import mmsparse  # noqa: F401  (custom_imports)
+    delta_t = {'tiny': 20000, 'small': 15000, 'base': 7000}
+    for path in glob.glob(osp.join(CONFIG_DIR, 'svite', '*_in1k.py')):
+        name = osp.basename(path)
+        hook = [h for h in Config.fromfile(path).custom_hooks if h['type'] == 'mmsparse.PruneGrowHook']
+        assert len(hook) == 1, name
+        expected = dict(
+            Config.fromfile(base)['s2vite_prune_grow' if name.startswith('s2vite') else 'svite_prune_grow'])
+        expected['delta_t'] = delta_t[name.split('_')[1].split('-')[1]]
+        assert hook[0] == expected, name
