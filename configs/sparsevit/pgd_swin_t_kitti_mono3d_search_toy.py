@@ -2,7 +2,7 @@
 # 3 generations) on the toy val set, scored by the task's own metric, Car 3D AP40 (moderate, IoU 0.7),
 # under 0.7x the dense MACs of the toy backbone at 160x480 (the generated 480x160 images).
 #   python tools/search.py configs/sparsevit/pgd_swin_t_kitti_mono3d_search_toy.py \
-#       work_dirs/pgd_swin_t_kitti_mono3d_saa_toy/iter_100.pth
+#       work_dirs/pgd_swin_t_kitti_mono3d_saa_toy/iter_80.pth
 _base_ = './pgd_swin_t_kitti_mono3d_toy.py'
 
 search_loop = dict(
