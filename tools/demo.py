@@ -99,7 +99,7 @@ TASKS = {
             '--yaw-spread', '15', '--size-jitter', '0.03'
         ],
         # cars only, heading along the road, 8-20 m, sizes within 3 %: 3D at KITTI's 0.7 IoU is learnable in
-        # 420 iterations, and 24 val images hold ~70 cars (AP40 needs 40+ to be able to reach 100)
+        # 560 iterations, and 24 val images hold ~70 cars (AP40 needs 40+ to be able to reach 100)
         data='toy_kitti',
         data_options=lambda d: [
             f'{k}.dataset.data_root={d}/' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')

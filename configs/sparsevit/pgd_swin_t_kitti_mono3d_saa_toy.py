@@ -4,7 +4,7 @@
 #   python tools/train.py configs/sparsevit/pgd_swin_t_kitti_mono3d_saa_toy.py
 _base_ = './pgd_swin_t_kitti_mono3d_toy.py'
 
-load_from = 'work_dirs/pgd_swin_t_kitti_mono3d_toy/iter_420.pth'  # the dense toy model
+load_from = 'work_dirs/pgd_swin_t_kitti_mono3d_toy/iter_560.pth'  # the dense toy model
 custom_hooks = [dict(type='mmsparse.SparsityAwareAdaptationHook')]
 max_iters = 80  # the dense model's longer schedule fits the demo's 15 minutes with 80 here
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
