@@ -195,7 +195,7 @@ class Demo:
         command = self.task['generator'][:1] + ['--out', self.data] + self.task['generator'][1:]
         stamp = osp.join(self.data, GENERATOR_STAMP)
         if osp.isdir(self.data):
-            if osp.isfile(stamp) and _read_json(stamp) == self.task['generator']:
+            if _read_stamp(stamp) == self.task['generator']:
                 return
             kept = f'{self.data}.old-{time.strftime("%Y%m%d-%H%M%S")}'
             os.rename(self.data, kept)
@@ -296,9 +296,13 @@ class Demo:
         return '\n'.join(lines)
 
 
-def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+def _read_stamp(path):
+    """The generator command stamped at ``path``; None if there is none or it is unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_lines(path):

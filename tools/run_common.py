@@ -116,21 +116,23 @@ def run_main(main, end_process_after_distributed=True):
     from mmsparse.utils import (CorruptCheckpointError, InputNotFoundError, UntrustedCheckpointError,
                                 teardown_distributed)
 
-    def finish(code):
-        if teardown_distributed() and end_process_after_distributed:
-            _exit_skipping_finalisation(code)
+    def must_end_now():
+        """Destroy the process group; True if there was one and the process is to end at once."""
+        return teardown_distributed() and end_process_after_distributed
 
     try:
         result = main()
     except (InputNotFoundError, CorruptCheckpointError, UntrustedCheckpointError) as e:
         print(f'{osp.basename(sys.argv[0])}: error: {e}', file=sys.stderr)
-        finish(2)
+        if must_end_now():
+            _exit_skipping_finalisation(2)
         sys.exit(2)
     except BaseException as e:
-        if teardown_distributed() and end_process_after_distributed:
+        if must_end_now():
             _exit_skipping_finalisation(_report_exit_code(e))
         raise
-    finish(0)
+    if must_end_now():
+        _exit_skipping_finalisation(0)
     return result
 
 

@@ -224,6 +224,7 @@ class SparseSwin(SwinTransformer):
         """``(B, 3, H, W)`` images -> the ``((B, H_s * W_s, C_s), (H_s, W_s))`` input of each stage on
         the current ratios (for timing stages alone, see ``SwinBlockTimer``)."""
         x, hw_shape = self._embed(x)
+        fused = self.fused_dense_blocks  # as in forward: one decision for the whole pass
         inputs = []
         for i, stage in enumerate(self.stages):
             inputs.append((x, hw_shape))
@@ -234,7 +235,7 @@ class SparseSwin(SwinTransformer):
                 self._pruning_ratios[i],
                 self.window_options,
                 self._geometry_cache,
-                fused_dense=self.fused_dense_blocks)
+                fused_dense=fused)
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return inputs
