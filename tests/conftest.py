@@ -2,9 +2,14 @@
 import os
 import os.path as osp
 import sys
+import tempfile
 
 # KittiMetric's BEV/3D IoU kernels are numba.cuda: use the simulator on CPU (before numba loads)
 os.environ.setdefault('NUMBA_ENABLE_CUDASIM', '1')
+
+# what the code caches at run time (SparseSwin's measured attention choice) goes to a folder of this
+# test session, not to the user's ~/.cache/mmsparse; subprocess tools inherit it
+os.environ['MMSPARSE_CACHE'] = tempfile.mkdtemp(prefix='mmsparse-test-cache-')
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:

@@ -11,7 +11,8 @@ data_hint = ('download COCO 2017 (train2017.zip, val2017.zip, annotations_trainv
 
 # pruning_ratios: None = dense; a name of mmsparse.sparsity.ratios.PUBLISHED_RATIOS (cfg1, cfg2, cfg3,
 # uniform-0.5); or 4 per-stage lists of per-block window ratios in [0, 1)
-model = dict(backbone=dict(type='mmsparse.SparseSwin', pruning_ratios=None))
+# fused_attention='auto': SDPA or op-by-op window attention, whichever this machine runs faster
+model = dict(backbone=dict(type='mmsparse.SparseSwin', pruning_ratios=None, fused_attention='auto'))
 
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),

@@ -23,4 +23,5 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained),
         # None = dense; a name of mmsparse.sparsity.ratios.PUBLISHED_RATIOS ('cfg2', ...); or 4
         # per-stage lists of per-block window ratios in [0, 1)
-        pruning_ratios=None))
+        pruning_ratios=None,
+        fused_attention='auto'))  # the faster attention kernel on this machine, measured once

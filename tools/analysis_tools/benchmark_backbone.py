@@ -183,7 +183,8 @@ def main(argv=None):
             picked = choose_window_attention(sparse, args.shape, args.batch, device)
         print(
             f"# window attention measured once: SDPA {picked['fused_ms']:.1f} ms, op-by-op "
-            f"{picked['unfused_ms']:.1f} ms (one block of each parity per stage, r=0.5): "
+            f"{picked['unfused_ms']:.1f} ms (per stage one block of each parity at r=0.5 and one "
+            'unpruned block): '
             f"{'SDPA' if picked['fused_attention'] else 'op-by-op'} kept",
             flush=True)
     x = torch.randn(args.batch, 3, *args.shape, device=device)

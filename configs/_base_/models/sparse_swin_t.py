@@ -16,4 +16,6 @@ sparse_swin_t = dict(
     drop_path_rate=0.2,
     # None = dense; a name of mmsparse.sparsity.ratios.PUBLISHED_RATIOS ('cfg1', 'cfg2', 'cfg3',
     # 'uniform-0.5'); or 4 per-stage lists of per-block window ratios in [0, 1)
-    pruning_ratios=None)
+    pruning_ratios=None,
+    # SDPA or op-by-op window attention, whichever this machine runs faster (measured once, cached)
+    fused_attention='auto')

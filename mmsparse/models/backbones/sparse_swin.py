@@ -11,7 +11,7 @@ masks and biases are bypassed while compiling, so new images never recompile.
 """
 import contextlib
 import inspect
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
@@ -60,7 +60,11 @@ class SparseSwin(SwinTransformer):
             expanded with stride 0 so that PyTorch keeps its fused kernel); where that is faster is
             measured in docs/benchmark.md. Outputs differ from the op-by-op path by float rounding
             (~1e-6). In a pruned model the unpruned blocks use it too (``fused_dense_blocks``); a
-            model with every ratio 0 and training never do.
+            model with every ratio 0 and training never do. ``'auto'``: measure both kernels on this
+            machine at the first pruned forward without gradient (not while compiling, tracing or
+            counting operators) and keep the faster, reading an earlier process's verdict for the
+            same machine, architecture and input shape from the cache (``window_attention_choice``);
+            until then the fused kernel.
     """
 
     def __init__(self,
@@ -72,7 +76,7 @@ class SparseSwin(SwinTransformer):
                  min_keep: int = 0,
                  record_selection: bool = False,
                  force_window_path: bool = False,
-                 fused_attention: bool = True,
+                 fused_attention: Union[bool, str] = True,
                  **kwargs):
         super().__init__(*args, **kwargs)
         # what this backbone was built with (mmdet's Swin keeps most of it only inside its modules)
@@ -83,9 +87,15 @@ class SparseSwin(SwinTransformer):
         _check_choice('pad_mode', pad_mode, PAD_MODES)
         _check_choice('keep_rounding', keep_rounding, KEEP_ROUNDINGS)
         _check_choice('min_keep', min_keep, (0, 1))
+        if not (isinstance(fused_attention, bool) or fused_attention == 'auto'):
+            raise ValueError(f"fused_attention must be True, False or 'auto', got {fused_attention!r}")
         self.depths = tuple(len(stage.blocks) for stage in self.stages)
         self.window_options = WindowPathOptions(score_mode, pad_mode, keep_rounding, min_keep,
-                                                bool(force_window_path), bool(fused_attention))
+                                                bool(force_window_path), fused_attention is not False)
+        #: set by ``fused_attention='auto'`` until the first pruned forward without gradient measures
+        self.attention_pending = fused_attention == 'auto'
+        #: what that measurement (or the cache) gave: ``pick_window_attention``'s dict
+        self.attention_choice: Optional[dict] = None
         self.record_selection = record_selection
         self.last_selection: Optional[List[list]] = None
         # ratios found in the last loaded state dict (informational: the config stays authoritative,
@@ -134,7 +144,22 @@ class SparseSwin(SwinTransformer):
         """
         if not self.window_options.fused_attention:
             return False
-        return self._fuse_all_unpruned or any(r > 0 for stage in self._pruning_ratios for r in stage)
+        return self._fuse_all_unpruned or self._pruned()
+
+    def _pruned(self) -> bool:
+        return any(r > 0 for stage in self._pruning_ratios for r in stage)
+
+    def pick_window_attention(self,
+                              input_shape: Sequence[int],
+                              batch: int = 1,
+                              device=None,
+                              **kwargs) -> dict:
+        """Measure (or read from the cache) which attention kernel is faster here and use it from now
+        on; ends ``fused_attention='auto'``'s wait. ``kwargs`` go to ``pick_window_attention``."""
+        from .window_attention_choice import pick_window_attention
+        self.attention_pending = False  # before timing: the timer's forwards must not measure again
+        self.attention_choice = pick_window_attention(self, input_shape, batch, device, **kwargs)
+        return self.attention_choice
 
     @contextlib.contextmanager
     def fusing_unpruned_blocks(self):
@@ -192,7 +217,10 @@ class SparseSwin(SwinTransformer):
                     **kwargs) -> SwinBlockTimer:
         """A :class:`SwinBlockTimer` that times the parts of this backbone's forward on its own
         (for the latency look-up table); ``kwargs`` as there (``warmup``, ``iters``, ``measure``,
-        ``chunk``)."""
+        ``chunk``). An ``'auto'`` attention choice is settled first, so the parts are timed with the
+        kernel the forward will use."""
+        if self.attention_pending:
+            self.pick_window_attention(input_shape, batch, device)
         return SwinBlockTimer(self, input_shape, batch, device, **kwargs)
 
     @property
@@ -246,6 +274,8 @@ class SparseSwin(SwinTransformer):
         A tuple (mmdet's Swin returns a list): mmdet/mmseg/mmdet3d necks take either, and mmpretrain's
         ``GlobalAveragePooling`` takes only a tuple, so one backbone serves all four tasks.
         """
+        if self.attention_pending and not torch.is_grad_enabled() and self._pruned() and _may_time(x):
+            self.pick_window_attention(x.shape[-2:], x.shape[0], x.device)
         x, hw_shape = self._embed(x)
         fused = self.fused_dense_blocks
         selection = [] if self.record_selection else None
@@ -289,6 +319,15 @@ def _load_ratios_hook(module, state_dict, prefix, local_metadata, strict, missin
         ratios.append(flat[start:start + d])
         start += d
     module.checkpoint_pruning_ratios = ratios
+
+
+def _may_time(x: torch.Tensor) -> bool:
+    """Whether a forward may stop to time the attention kernels: not while it is being compiled,
+    traced (jit, ONNX export), counted (``FlopCounterMode`` and other dispatch modes would count the
+    timing runs as this forward's) or run on meta tensors."""
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or is_in_torch_dispatch_mode()
+                or x.device.type == 'meta')
 
 
 def _check_choice(name, value, allowed):

@@ -151,8 +151,9 @@ def choose_window_attention(backbone: torch.nn.Module,
 
     Whether ``F.scaled_dot_product_attention`` beats the op-by-op attention on gathered windows depends
     on the CPU's ISA and the PyTorch build (or the GPU), so it is measured once rather than assumed:
-    one regular and one shifted window block of every stage, keeping ``1 - ratio`` of the windows, are
-    timed with each kernel (:class:`SwinBlockTimer`, median of ``iters`` calls after ``warmup``), and
+    one regular and one shifted window block of every stage, keeping ``1 - ratio`` of the windows, and
+    one unpruned block of every stage (a pruned model runs those with the same kernel) are timed with
+    each kernel (:class:`SwinBlockTimer`, median of ``iters`` calls after ``warmup``), and
     ``backbone.window_options.fused_attention`` is set to the faster. Outputs of the two differ by
     float rounding only.
 
@@ -178,6 +179,7 @@ def choose_window_attention(backbone: torch.nn.Module,
             k = num_kept_windows(timer.num_windows[stage], ratio, options.keep_rounding, options.min_keep)
             for block in range(min(2, len(sequence.blocks))):  # one of each parity
                 total += timer.window_block(stage, block, k)
+            total += timer.dense_block(stage, 0)  # a pruned model's unpruned blocks follow the choice too
         totals[fused] = total
     backbone.window_options = options._replace(fused_attention=totals[True] <= totals[False])
     return dict(
