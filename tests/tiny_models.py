@@ -31,6 +31,17 @@ PATCH2_SWIN = dict(
 TINY_DEIT = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256)
 
 
+def patch2_sparse_swin(**kwargs):
+    """A seeded ``SparseSwin`` of :data:`PATCH2_SWIN` with 2-2-4-2 blocks (a stage with two of each
+    parity, for the window-block timings), all four outputs, in eval mode; ``kwargs`` are its own."""
+    import torch
+
+    from mmsparse.models.backbones import SparseSwin
+    torch.manual_seed(0)
+    return SparseSwin(
+        **dict(PATCH2_SWIN, depths=(2, 2, 4, 2)), out_indices=(0, 1, 2, 3), init_cfg=None, **kwargs).eval()
+
+
 def config_kwargs(kwargs: dict) -> str:
     """``dict(a=1, b=(2, 3))`` -> ``'a=1, b=(2, 3)'``, to write a size into a config file's text."""
     return ', '.join(f'{k}={v!r}' for k, v in kwargs.items())

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mmsparse.models.backbones import SparseSwin, SwinBlockTimer, measure_swin_lut
+from mmsparse.models.backbones import SwinBlockTimer, measure_swin_lut
 from mmsparse.sparsity.search_space import SwinRatioSpace
-from tests.tiny_models import PATCH2_SWIN
+from tests.tiny_models import patch2_sparse_swin as tiny_swin
 
 
 class OpCounter(TorchDispatchMode):
@@ -32,12 +32,6 @@ def count_ops(fn):
     with OpCounter() as counter:
         fn()
     return counter.calls
-
-
-def tiny_swin(**kwargs):
-    torch.manual_seed(0)
-    return SparseSwin(
-        **dict(PATCH2_SWIN, depths=(2, 2, 4, 2)), out_indices=(0, 1, 2, 3), init_cfg=None, **kwargs).eval()
 
 
 @pytest.mark.parametrize('options', [dict(), dict(force_window_path=True), dict(pad_mode='reference')])

@@ -5,18 +5,12 @@ import json
 import pytest
 import torch
 
-from mmsparse.models.backbones import SparseSwin, swin_block_timer
+from mmsparse.models.backbones import swin_block_timer
 from mmsparse.models.backbones.window_attention_choice import attention_cache_file, pick_window_attention
-from tests.tiny_models import PATCH2_SWIN
+from tests.tiny_models import patch2_sparse_swin as tiny_swin
 
 PRUNED = [[.5, .5], [.5, .5], [.5] * 4, [0, 0]]
 SHAPE = (56, 56)
-
-
-def tiny_swin(**kwargs):
-    torch.manual_seed(0)
-    return SparseSwin(
-        **dict(PATCH2_SWIN, depths=(2, 2, 4, 2)), out_indices=(0, 1, 2, 3), init_cfg=None, **kwargs).eval()
 
 
 @pytest.fixture
